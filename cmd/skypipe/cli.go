@@ -1,0 +1,41 @@
+package main
+
+import "github.com/alecthomas/kong"
+
+const description = `Named pipes in the sky: pipe data between shells and machines by name.
+
+With stdin a pipe or file, skypipe sends; otherwise it receives. Receivers
+attached to a pipe get what senders send, live; with none attached, the pipe
+keeps each item (what one sender sends up to its EOF) until a receiver takes
+it. A receiver exits at the end of one item, so a pipe is also a trigger.
+
+Examples:
+  cat file | skypipe files         keep a file in the pipe "files"
+  skypipe files > copy             take the oldest item out of it
+  skypipe | gzip -9 > out.gz       receive on the default pipe
+  tail -f log | skypipe logs       send lines as they come
+  skypipe -f logs >> all.log       aggregate every sender, item after item
+  skypipe trigger; echo go         wait until ...
+  echo | skypipe trigger           ... someone fires the trigger
+  skypipe pipe ls < /dev/null      a pipe named like a command
+
+On one machine skypipe starts its own satellite in the background on first
+use; set SKYPIPE_URL to use another one.`
+
+// Globals are the flags every command takes.
+type Globals struct {
+	URL     string           `help:"Satellite to use, as nats://[TOKEN@]HOST:PORT (default: the local one, started on demand). Prefer the environment variable: a token on the command line is visible to other users." env:"SKYPIPE_URL" placeholder:"URL"`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+// CLI is skypipe's command line.
+type CLI struct {
+	Globals
+
+	Pipe   PipeCmd   `cmd:"" default:"withargs" help:"Send to or receive from a pipe (the default command)."`
+	Ls     LsCmd     `cmd:"" help:"List the pipes that keep items."`
+	Rm     RmCmd     `cmd:"" help:"Drop the items a pipe keeps."`
+	Status StatusCmd `cmd:"" help:"Show which satellite is in use and whether it answers."`
+	Serve  ServeCmd  `cmd:"" help:"Run a satellite in the foreground."`
+	Stop   StopCmd   `cmd:"" help:"Stop the local background satellite."`
+}

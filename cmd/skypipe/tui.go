@@ -1,0 +1,75 @@
+package main
+
+// The output contract, in one place: data goes to stdout and nothing else
+// does; diagnostics go to stderr as "skypipe: error: ...", "skypipe: hint:
+// ..." or "skypipe: ...", lowercase, with no final period.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/skypipe/skypipe/pipes"
+	"github.com/skypipe/skypipe/provision"
+)
+
+// Exit codes.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+	exitTimeout = 124 // as timeout(1)
+)
+
+// usageError is misuse caught before any work: exit 2, with a hint.
+type usageError struct {
+	msg, hint string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func printf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "skypipe: "+format+"\n", args...)
+}
+
+func errorf(format string, args ...any) { printf("error: "+format, args...) }
+func hintf(format string, args ...any)  { printf("hint: "+format, args...) }
+
+// notice reports something a user should know that is not an error.
+func notice(msg string) { printf("%s", msg) }
+
+// usage reports a command line kong could not parse.
+func usage(err error) int {
+	errorf("%s", strings.TrimSuffix(err.Error(), "."))
+	hintf("run 'skypipe --help' for usage")
+	return exitUsage
+}
+
+// fail reports an error from a command and returns the exit code.
+func fail(err error) int {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		errorf("%s", ue.msg)
+		if ue.hint != "" {
+			hintf("%s", ue.hint)
+		}
+		return exitUsage
+	}
+	errorf("%s", err)
+	switch {
+	case errors.Is(err, pipes.ErrInvalidName):
+		hintf("a pipe name is UTF-8 text of at most %d bytes, without control characters", pipes.MaxNameLen)
+		return exitUsage
+	case errors.Is(err, pipes.ErrTimeout):
+		return exitTimeout
+	case errors.Is(err, pipes.ErrOutput):
+		hintf("a kept item that was not written out whole stays in the pipe")
+	case errors.Is(err, provision.ErrAuth):
+		hintf("check the token in SKYPIPE_URL (nats://TOKEN@host:port)")
+	case errors.Is(err, provision.ErrUnreachable):
+		hintf("check the address, or unset SKYPIPE_URL to use the local satellite")
+	case errors.Is(err, provision.ErrNoLocal):
+		return exitFailure
+	}
+	return exitFailure
+}

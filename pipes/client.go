@@ -1,0 +1,54 @@
+package pipes
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Client moves items through the pipes of one NATS server or cluster.
+type Client struct {
+	nc     *nats.Conn
+	notice func(string)
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithNotice sets where a Client reports what a user should know but that is
+// not an error, such as a receiver joining an item mid-way.
+func WithNotice(f func(msg string)) Option {
+	return func(c *Client) { c.notice = f }
+}
+
+// New returns a Client that uses nc, which must stay open while it is used.
+func New(nc *nats.Conn, opts ...Option) *Client {
+	c := &Client{nc: nc, notice: func(string) {}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+func (c *Client) noticef(format string, args ...any) {
+	c.notice(fmt.Sprintf(format, args...))
+}
+
+func checkName(name string) (subjects, error) {
+	if err := ValidateName(name); err != nil {
+		return subjects{}, err
+	}
+	return newSubjects(name), nil
+}
+
+// request sends a request and waits for the answer, apiTimeout at most.
+func (c *Client) request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	return c.requestMsg(ctx, &nats.Msg{Subject: subject, Data: data})
+}
+
+func (c *Client) requestMsg(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	return c.nc.RequestMsgWithContext(ctx, m)
+}

@@ -1,0 +1,92 @@
+package pipes
+
+import (
+	"encoding/binary"
+	"sync"
+	"time"
+)
+
+// Control messages between receivers and senders. Each is one kind byte, an
+// offset (big-endian uint64) and the receiver's id:
+//
+//	ctlJoin   a receiver is attached (reply to a roll call, or on the join subject)
+//	ctlAck    a receiver wrote the item out up to offset (end included at length+1)
+//	ctlClaim  a receiver took the kept item: it reads it from the store, not live
+//	ctlLeave  a receiver detaches; offset is what it wrote of the item
+const (
+	ctlJoin  = 'J'
+	ctlAck   = 'A'
+	ctlClaim = 'C'
+	ctlLeave = 'L'
+)
+
+const ctlHeaderLen = 9
+
+// Timings of presence and liveness.
+const (
+	// idleProbe: after this long without news from a peer it waits on, a
+	// party asks whether that peer still lives.
+	idleProbe = 2 * time.Second
+	// probeTimeout: a peer that does not answer a probe in this time is gone.
+	probeTimeout = 3 * time.Second
+	// rollCallTimeout bounds the wait for the first answer to a roll call.
+	rollCallTimeout = 2 * time.Second
+)
+
+type ctlMsg struct {
+	kind   byte
+	offset uint64
+	rid    string
+}
+
+func appendCtl(b []byte, kind byte, offset uint64, rid string) []byte {
+	b = append(b, kind)
+	b = binary.BigEndian.AppendUint64(b, offset)
+	return append(b, rid...)
+}
+
+func parseCtl(b []byte) (ctlMsg, bool) {
+	if len(b) <= ctlHeaderLen {
+		return ctlMsg{}, false
+	}
+	switch b[0] {
+	case ctlJoin, ctlAck, ctlClaim, ctlLeave:
+	default:
+		return ctlMsg{}, false
+	}
+	return ctlMsg{kind: b[0], offset: binary.BigEndian.Uint64(b[1:9]), rid: string(b[9:])}, true
+}
+
+// ctlQueue is an unbounded FIFO of control messages: whoever pushes never
+// waits, and ready has a value whenever the queue may be non-empty.
+type ctlQueue struct {
+	mu    sync.Mutex
+	items []ctlMsg
+	ready chan struct{}
+}
+
+func newCtlQueue() ctlQueue { return ctlQueue{ready: make(chan struct{}, 1)} }
+
+func (q *ctlQueue) push(m ctlMsg) {
+	q.mu.Lock()
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *ctlQueue) pop() (ctlMsg, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return ctlMsg{}, false
+	}
+	m := q.items[0]
+	q.items = q.items[1:]
+	if len(q.items) == 0 {
+		q.items = nil
+	}
+	return m, true
+}

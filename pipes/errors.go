@@ -1,0 +1,44 @@
+package pipes
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Errors callers tell apart with errors.Is.
+var (
+	// ErrInvalidName: the pipe name is not valid UTF-8, holds a control
+	// character, or is longer than MaxNameLen bytes.
+	ErrInvalidName = errors.New("invalid pipe name")
+
+	// ErrTimeout: a receiver waited its whole timeout and nothing arrived.
+	ErrTimeout = errors.New("nothing arrived in time")
+
+	// ErrSenderVanished: the sender of an item went away before its end.
+	ErrSenderVanished = errors.New("sender vanished mid-item")
+
+	// ErrCorrupt: an item's data arrived damaged, out of order or with a gap.
+	ErrCorrupt = errors.New("item data corrupt")
+
+	// ErrClaimLost: another receiver took over the kept item this receiver
+	// was reading (it judged this one dead).
+	ErrClaimLost = errors.New("kept item taken over by another receiver")
+
+	// ErrOutput: writing the item out failed (stdout closed, disk full).
+	// The receiver released the item: a kept item stays whole in the pipe.
+	ErrOutput = errors.New("cannot write output")
+)
+
+// ItemError is what a receiver returns when an item breaks: which item, how
+// many of its bytes were written out, and why (one of the errors above).
+type ItemError struct {
+	Item    string
+	Written uint64
+	Err     error
+}
+
+func (e *ItemError) Error() string {
+	return "item " + e.Item + ": " + e.Err.Error() + " after " + strconv.FormatUint(e.Written, 10) + " bytes"
+}
+
+func (e *ItemError) Unwrap() error { return e.Err }

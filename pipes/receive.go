@@ -1,0 +1,698 @@
+package pipes
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// ReceiveOptions shape a receiver.
+type ReceiveOptions struct {
+	// Follow keeps the receiver going across items, kept and live alike,
+	// instead of returning at the end of the first.
+	Follow bool
+	// Timeout, if not zero, ends the receiver with ErrTimeout when nothing
+	// arrives for that long.
+	Timeout time.Duration
+}
+
+// ReceiveResult says what a receiver wrote out.
+type ReceiveResult struct {
+	Items int    // items written out to their end
+	Bytes uint64 // bytes written out
+}
+
+// keptPull is how many bytes of a kept item a receiver has in flight.
+const keptPull = 8 << 20
+
+// rescanEvery is how often an idle receiver looks in the store for kept
+// items that no live frame announced.
+const rescanEvery = 2 * time.Second
+
+// event is what the receiver's loop reacts to, from its subscriptions, its
+// kept-item readers and its probes.
+type event struct {
+	item  string
+	msg   *nats.Msg // a live or kept frame
+	kept  bool      // msg came from the store
+	seq   uint64    // kept: stream sequence
+	more  uint64    // kept: messages still pending in the store
+	head  bool      // kept: msg is the item's head
+	err   error     // kept: the reader failed
+	probe int       // a sender probe answered: probeAlive or probeGone
+}
+
+const (
+	probeAlive = 1
+	probeGone  = 2
+)
+
+// inItem is the receiver's view of one item.
+type inItem struct {
+	id       string
+	next     uint64 // offset of the next byte expected
+	started  bool
+	done     bool
+	claim    *claim // non-nil while this receiver holds the kept item
+	written  uint64 // offset up to which the item was written out
+	held     []byte // bytes waiting for another item's line to end
+	heldEnd  bool   // the end arrived behind held bytes
+	lastSeen time.Time
+	probing  bool
+	gone     bool // a probe found the sender gone
+	lastSeq  uint64
+}
+
+type claim struct {
+	consumer string
+	iter     jetstream.MessagesContext
+	caughtUp bool
+}
+
+type receiver struct {
+	c      *Client
+	s      subjects
+	js     jetstream.JetStream
+	rid    string
+	opt    ReceiveOptions
+	w      io.Writer
+	events chan event
+	subs   []*nats.Subscription
+	live   *nats.Subscription
+	done   chan struct{} // closed when the receiver returns
+
+	items   map[string]*inItem
+	primary string // the item whose end ends a receiver without Follow
+	owner   string // the item whose line is open on the output
+	claims  int
+	res     ReceiveResult
+	last    time.Time // when anything last arrived
+	ctlBuf  []byte
+}
+
+// Receive writes items of the pipe name to w: first the oldest kept item no
+// other receiver is taking, else what senders send from now on. Without
+// Follow it returns at the end of the first item. Bytes of items that end
+// mid-way, or that the receiver leaves behind, are never lost: a kept item
+// it could not write out whole stays in the pipe for the next receiver.
+func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt ReceiveOptions) (ReceiveResult, error) {
+	s, err := checkName(name)
+	if err != nil {
+		return ReceiveResult{}, err
+	}
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return ReceiveResult{}, err
+	}
+	r := &receiver{
+		c: c, s: s, js: js, rid: nuid.Next(), opt: opt, w: w,
+		events: make(chan event, 64),
+		done:   make(chan struct{}),
+		items:  map[string]*inItem{},
+		last:   time.Now(),
+	}
+	defer r.close()
+	err = r.run(ctx)
+	return r.res, err
+}
+
+func (r *receiver) subscribe(subject string, cb nats.MsgHandler) (*nats.Subscription, error) {
+	sub, err := r.c.nc.Subscribe(subject, cb)
+	if err != nil {
+		return nil, err
+	}
+	_ = sub.SetPendingLimits(-1, -1)
+	r.subs = append(r.subs, sub)
+	return sub, nil
+}
+
+func (r *receiver) run(ctx context.Context) error {
+	var err error
+	r.live, err = r.subscribe(r.s.liveAll(), func(m *nats.Msg) {
+		r.post(event{item: lastToken(m.Subject), msg: m})
+	})
+	if err != nil {
+		return err
+	}
+	join := appendCtl(nil, ctlJoin, 0, r.rid)
+	if _, err := r.subscribe(r.s.roll(), func(m *nats.Msg) { _ = m.Respond(join) }); err != nil {
+		return err
+	}
+	if _, err := r.subscribe(r.s.rcv(r.rid), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+		return err
+	}
+	if err := r.c.nc.Publish(r.s.join(), join); err != nil {
+		return err
+	}
+	if err := r.c.nc.FlushTimeout(apiTimeout); err != nil {
+		return fmt.Errorf("attaching to pipe %q: %w", r.s.name, err)
+	}
+	if err := r.claimNext(ctx); err != nil {
+		return err
+	}
+
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastScan := time.Now()
+	for {
+		if r.finished() {
+			return nil
+		}
+		select {
+		case ev := <-r.events:
+			if err := r.handle(ctx, ev); err != nil {
+				return err
+			}
+		case now := <-tick.C:
+			if r.opt.Timeout > 0 && now.Sub(r.last) >= r.opt.Timeout && !r.busy() {
+				return ErrTimeout
+			}
+			if err := r.checkSenders(ctx, now); err != nil {
+				return err
+			}
+			if now.Sub(lastScan) >= rescanEvery && r.wantsMore() {
+				lastScan = now
+				if err := r.claimNext(ctx); err != nil {
+					return err
+				}
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// finished: a receiver without Follow ends with its first item.
+func (r *receiver) finished() bool {
+	if r.opt.Follow || r.primary == "" {
+		return false
+	}
+	it := r.items[r.primary]
+	return it != nil && it.done
+}
+
+// busy: some item is under way, so a timeout does not apply.
+func (r *receiver) busy() bool {
+	for _, it := range r.items {
+		if it.started && !it.done {
+			return true
+		}
+	}
+	return false
+}
+
+// wantsMore: the receiver would take a(nother) kept item now.
+func (r *receiver) wantsMore() bool {
+	if !r.opt.Follow {
+		return r.primary == ""
+	}
+	for _, it := range r.items {
+		if it.claim != nil && !it.claim.caughtUp {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *receiver) handle(ctx context.Context, ev event) error {
+	if ev.probe != 0 {
+		if it := r.items[ev.item]; it != nil {
+			it.probing = false
+			if ev.probe == probeGone {
+				it.gone = true
+			} else {
+				it.lastSeen = time.Now()
+			}
+		}
+		return nil
+	}
+	if ev.err != nil {
+		it := r.items[ev.item]
+		if it == nil || it.done || it.claim == nil {
+			return nil // a reader stopped on purpose
+		}
+		return &ItemError{Item: ev.item, Written: it.written, Err: fmt.Errorf("%w: %v", ErrClaimLost, ev.err)}
+	}
+	f, err := parseFrame(ev.msg.Data)
+	if err != nil {
+		return r.broken(ctx, ev.item, err)
+	}
+	if ev.kept {
+		return r.handleKept(ctx, ev, f)
+	}
+	return r.handleLive(ctx, ev.item, f)
+}
+
+func (r *receiver) handleLive(ctx context.Context, id string, f frame) error {
+	it := r.items[id]
+	if it == nil {
+		it = &inItem{id: id}
+		r.items[id] = it
+		if f.kept() && r.wantsMore() {
+			ok, err := r.claim(ctx, id)
+			if err != nil {
+				return err
+			}
+			if ok {
+				r.sendCtl(id, ctlClaim, 0)
+			}
+		}
+	}
+	if it.claim != nil || it.done {
+		// Read from the store instead; keep the sender from waiting on us.
+		r.sendCtl(id, ctlAck, f.offset+uint64(len(f.data))+boolToUint(f.end()))
+		return nil
+	}
+	it.lastSeen = time.Now()
+	r.last = it.lastSeen
+	if !it.started {
+		it.started = true
+		if r.primary == "" && !r.opt.Follow {
+			r.primary = id
+		}
+		it.next, it.written = f.offset, f.offset
+		if f.offset > 0 {
+			skip := 0
+			if i := bytes.IndexByte(f.data, '\n'); i >= 0 && i+1 < len(f.data) {
+				skip = i + 1
+			}
+			r.c.noticef("joined item %s mid-way, at byte %d", id, f.offset+uint64(skip))
+			it.next += uint64(skip)
+			it.written = it.next
+			f.data, f.offset = f.data[skip:], it.next
+		}
+	}
+	return r.accept(ctx, it, f)
+}
+
+func (r *receiver) handleKept(ctx context.Context, ev event, f frame) error {
+	it := r.items[ev.item]
+	if it == nil || it.claim == nil || it.done {
+		return nil
+	}
+	it.lastSeen, it.lastSeq = time.Now(), ev.seq
+	r.last = it.lastSeen
+	it.claim.caughtUp = ev.more == 0
+	if ev.head {
+		if it.started {
+			if f.offset != it.next && f.offset > it.written {
+				return r.broken(ctx, ev.item, fmt.Errorf("%w: a second head at byte %d", ErrCorrupt, f.offset))
+			}
+			return nil // redelivered
+		}
+		it.started = true
+		if r.primary == "" && !r.opt.Follow {
+			r.primary = ev.item
+		}
+		it.next, it.written = f.offset, f.offset
+		if f.offset > 0 {
+			r.c.noticef("item %s is kept from byte %d on: its earlier bytes went to the receivers attached then", ev.item, f.offset)
+		}
+		return nil
+	}
+	if !it.started {
+		return r.broken(ctx, ev.item, fmt.Errorf("%w: data before the item's head", ErrCorrupt))
+	}
+	if f.offset < it.next && !f.end() {
+		return nil // a redelivery of what we have
+	}
+	return r.accept(ctx, it, f)
+}
+
+// accept checks a frame's place in its item and writes it out.
+func (r *receiver) accept(ctx context.Context, it *inItem, f frame) error {
+	if f.offset != it.next {
+		return r.broken(ctx, it.id, fmt.Errorf("%w: expected byte %d, got byte %d", ErrCorrupt, it.next, f.offset))
+	}
+	it.next += uint64(len(f.data))
+	if len(f.data) > 0 {
+		if err := r.write(it, f.data); err != nil {
+			return err
+		}
+	}
+	if f.end() {
+		if len(it.held) > 0 {
+			it.heldEnd = true
+			return nil
+		}
+		return r.end(ctx, it)
+	}
+	return nil
+}
+
+// write puts an item's bytes on the output, never inside another item's
+// line: while another item's line is open, they wait.
+func (r *receiver) write(it *inItem, data []byte) error {
+	if r.owner != "" && r.owner != it.id {
+		it.held = append(it.held, data...)
+		return nil
+	}
+	if err := r.emit(it, data); err != nil {
+		return err
+	}
+	return r.flushHeld()
+}
+
+func (r *receiver) emit(it *inItem, data []byte) error {
+	n, err := r.w.Write(data)
+	it.written += uint64(n)
+	r.res.Bytes += uint64(n)
+	if err != nil {
+		return &ItemError{Item: it.id, Written: it.written, Err: fmt.Errorf("%w: %v", ErrOutput, err)}
+	}
+	if data[len(data)-1] == '\n' {
+		r.owner = ""
+	} else {
+		r.owner = it.id
+	}
+	if it.claim == nil {
+		r.sendCtl(it.id, ctlAck, it.written)
+	}
+	return nil
+}
+
+// flushHeld writes out bytes that waited for a line to end, as long as the
+// output is at a line boundary.
+func (r *receiver) flushHeld() error {
+	for r.owner == "" {
+		var next *inItem
+		for _, it := range r.items {
+			if len(it.held) > 0 {
+				next = it
+				break
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		data := next.held
+		next.held = nil
+		if err := r.emit(next, data); err != nil {
+			return err
+		}
+		if next.heldEnd {
+			next.heldEnd = false
+			if err := r.end(context.Background(), next); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// end completes an item: a kept one leaves the pipe, a live one's sender
+// learns it was written out.
+func (r *receiver) end(ctx context.Context, it *inItem) error {
+	it.done = true
+	r.res.Items++
+	if r.owner == it.id {
+		r.owner = ""
+	}
+	if cl := it.claim; cl != nil {
+		cl.iter.Stop()
+		if err := r.c.purgeItem(ctx, r.s, it.id); err != nil {
+			return err
+		}
+		r.release(it)
+	} else {
+		r.sendCtl(it.id, ctlAck, it.written+1)
+	}
+	if err := r.flushHeld(); err != nil {
+		return err
+	}
+	if r.opt.Follow && r.wantsMore() {
+		return r.claimNext(ctx)
+	}
+	return nil
+}
+
+// broken ends the receiver on an item that cannot be written out whole. A
+// broken kept item is removed, so it does not block the items behind it.
+func (r *receiver) broken(ctx context.Context, id string, cause error) error {
+	it := r.items[id]
+	if it == nil {
+		it = &inItem{id: id}
+	}
+	if it.claim != nil {
+		it.claim.iter.Stop()
+		_ = r.c.purgeItem(ctx, r.s, id)
+		r.release(it)
+	}
+	it.done = true
+	return &ItemError{Item: id, Written: it.written, Err: cause}
+}
+
+// checkSenders probes the senders of items that went quiet, and breaks the
+// items whose sender is gone.
+func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
+	for id, it := range r.items {
+		if !it.started || it.done {
+			continue
+		}
+		if it.gone {
+			if quiet, err := r.quiet(ctx, it); err != nil || !quiet {
+				it.gone = false
+				it.lastSeen = now
+				continue
+			}
+			return r.broken(ctx, id, ErrSenderVanished)
+		}
+		if it.probing || now.Sub(it.lastSeen) < idleProbe {
+			continue
+		}
+		it.probing = true
+		go func(id string) {
+			ev := event{item: id, probe: probeAlive}
+			if _, err := r.c.nc.Request(r.s.item(id), nil, probeTimeout); err != nil {
+				ev.probe = probeGone
+			}
+			r.post(ev)
+		}(id)
+	}
+	return nil
+}
+
+// quiet confirms that nothing more of an item is on its way: no live frame
+// waiting, no kept frame stored beyond the last one read.
+func (r *receiver) quiet(ctx context.Context, it *inItem) (bool, error) {
+	if len(r.events) > 0 {
+		return false, nil
+	}
+	if n, _, _ := r.live.Pending(); n > 0 {
+		return false, nil
+	}
+	if it.claim == nil {
+		return true, nil
+	}
+	req := fmt.Sprintf(`{"seq":%d,"next_by_subj":%q}`, it.lastSeq+1, r.s.claim(it.id))
+	m, err := r.c.request(ctx, "$JS.API.DIRECT.GET."+r.s.stream, []byte(req))
+	if err != nil {
+		return false, err
+	}
+	return m.Header.Get("Status") == "404", nil
+}
+
+// claimNext takes the oldest kept item no other receiver is taking, if any.
+func (r *receiver) claimNext(ctx context.Context) error {
+	var from uint64
+	for r.wantsMore() {
+		h, ok, err := r.c.nextHead(ctx, r.s, from)
+		if err != nil || !ok {
+			return err
+		}
+		from = h.seq + 1
+		if _, seen := r.items[h.item]; seen {
+			continue
+		}
+		r.items[h.item] = &inItem{id: h.item}
+		ok, err = r.claim(ctx, h.item)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.sendCtl(h.item, ctlClaim, 0)
+			if !r.opt.Follow {
+				return nil
+			}
+		} else {
+			delete(r.items, h.item) // someone else's: it may come to us live
+		}
+	}
+	return nil
+}
+
+// claim makes this receiver the only reader of a kept item: the one
+// consumer a work-queue stream allows on the item's subjects. A claim left
+// by a receiver that died is cleared first.
+func (r *receiver) claim(ctx context.Context, id string) (bool, error) {
+	r.claims++
+	name := r.rid + "-" + strconv.Itoa(r.claims)
+	cfg := jetstream.ConsumerConfig{
+		Name:          name,
+		FilterSubject: r.s.claim(id),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       365 * 24 * time.Hour, // never redeliver to us: we hold acks to the end
+		MaxAckPending: -1,
+		MemoryStorage: true,
+		Metadata:      map[string]string{metaReceive: r.rid},
+	}
+	var cons jetstream.Consumer
+	for attempt := 0; ; attempt++ {
+		var err error
+		cons, err = r.js.CreateConsumer(ctx, r.s.stream, cfg)
+		if err == nil {
+			break
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) {
+			return false, fmt.Errorf("taking a kept item: %w", err)
+		}
+		switch {
+		case apiErr.ErrorCode == errCodeStreamNotFound:
+			return false, nil
+		case apiErr.ErrorCode == errCodeWQNotUnique && attempt == 0:
+			cleared, err := r.clearDeadClaim(ctx, id)
+			if err != nil || !cleared {
+				return false, err
+			}
+		case apiErr.ErrorCode == errCodeWQNotUnique:
+			return false, nil
+		default:
+			return false, fmt.Errorf("taking a kept item: %w", err)
+		}
+	}
+	// The item may have been finished and removed by another receiver
+	// between our finding it and our claim.
+	req := fmt.Sprintf(`{"seq":0,"next_by_subj":%q}`, r.s.claim(id))
+	m, err := r.c.request(ctx, "$JS.API.DIRECT.GET."+r.s.stream, []byte(req))
+	if err != nil || m.Header.Get("Status") != "" {
+		_ = r.js.DeleteConsumer(ctx, r.s.stream, name)
+		return false, err
+	}
+	iter, err := cons.Messages(jetstream.PullMaxBytes(keptPull))
+	if err != nil {
+		_ = r.js.DeleteConsumer(ctx, r.s.stream, name)
+		return false, fmt.Errorf("reading a kept item: %w", err)
+	}
+	it := r.items[id]
+	if it == nil {
+		it = &inItem{id: id}
+		r.items[id] = it
+	}
+	it.claim = &claim{consumer: name, iter: iter}
+	it.lastSeen = time.Now()
+	go r.readKept(id, iter)
+	return true, nil
+}
+
+func (r *receiver) readKept(id string, iter jetstream.MessagesContext) {
+	for {
+		m, err := iter.Next()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				r.post(event{item: id, kept: true, err: err})
+			}
+			return
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		r.post(event{
+			item: id, kept: true,
+			msg: &nats.Msg{Subject: m.Subject(), Data: m.Data()},
+			seq: meta.Sequence.Stream, more: meta.NumPending,
+			head: m.Subject() == r.s.head(id),
+		})
+	}
+}
+
+// clearDeadClaim removes the claim on an item if the receiver holding it is
+// gone. It reports whether there is no live claim left.
+func (r *receiver) clearDeadClaim(ctx context.Context, id string) (bool, error) {
+	st, err := r.js.Stream(ctx, r.s.stream)
+	if err != nil {
+		return false, fmt.Errorf("looking at claims: %w", err)
+	}
+	lister := st.ListConsumers(ctx)
+	filter := r.s.claim(id)
+	for info := range lister.Info() {
+		if info.Config.FilterSubject != filter {
+			continue
+		}
+		holder := info.Config.Metadata[metaReceive]
+		if holder != "" {
+			if _, err := r.c.nc.Request(r.s.rcv(holder), nil, probeTimeout); err == nil {
+				return false, nil // alive: the item is theirs
+			}
+		}
+		if err := r.js.DeleteConsumer(ctx, r.s.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return false, fmt.Errorf("clearing a dead receiver's claim: %w", err)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return false, fmt.Errorf("looking at claims: %w", err)
+	}
+	return true, nil
+}
+
+func (r *receiver) release(it *inItem) {
+	if it.claim == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	_ = r.js.DeleteConsumer(ctx, r.s.stream, it.claim.consumer)
+	it.claim = nil
+}
+
+// post hands an event to the receiver's loop, unless it has returned.
+func (r *receiver) post(ev event) {
+	select {
+	case r.events <- ev:
+	case <-r.done:
+	}
+}
+
+func (r *receiver) sendCtl(id string, kind byte, offset uint64) {
+	r.ctlBuf = appendCtl(r.ctlBuf[:0], kind, offset, r.rid)
+	_ = r.c.nc.Publish(r.s.item(id), r.ctlBuf)
+}
+
+// close detaches: kept items not written out whole go back to the pipe,
+// senders of live items learn how much was written out.
+func (r *receiver) close() {
+	close(r.done)
+	for _, sub := range r.subs {
+		_ = sub.Unsubscribe()
+	}
+	for id, it := range r.items {
+		if it.done {
+			continue
+		}
+		if it.claim != nil {
+			it.claim.iter.Stop()
+			r.release(it)
+			continue
+		}
+		r.sendCtl(id, ctlLeave, it.written)
+	}
+	r.ctlBuf = appendCtl(r.ctlBuf[:0], ctlLeave, 0, r.rid)
+	_ = r.c.nc.Publish(r.s.join(), r.ctlBuf)
+	_ = r.c.nc.Flush()
+}
+
+func boolToUint(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}

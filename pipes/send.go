@@ -1,0 +1,520 @@
+package pipes
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+)
+
+// liveWindow is how far a sender may run ahead of the slowest attached
+// receiver, in bytes: the credit each receiver has. Far below the 64 MiB a
+// NATS server or client buffers per connection before it drops one.
+const liveWindow = 8 << 20
+
+// SendResult says where an item went.
+type SendResult struct {
+	Item  string // the item's id
+	Bytes uint64 // its length
+	Kept  bool   // part or all of it was kept in the pipe
+	// KeptFrom is the offset its kept part starts at (0: the whole item).
+	KeptFrom uint64
+}
+
+// member is a receiver attached to the item being sent.
+type member struct {
+	acked    uint64 // bytes it wrote out; length+1 once it wrote the end
+	progress time.Time
+	probing  bool
+}
+
+// chunk is a buffer of the reader's: frame header room, then data.
+type chunk struct {
+	buf    []byte // frameHeaderLen + up to chunkSize
+	n      int    // data bytes
+	offset uint64
+}
+
+func (ch *chunk) data() []byte { return ch.buf[frameHeaderLen : frameHeaderLen+ch.n] }
+
+type sender struct {
+	c    *Client
+	s    subjects
+	item string
+	ctl  ctlQueue // acks, joins, leaves, claims, deaths, in arrival order
+	subs []*nats.Subscription
+	done chan struct{}
+
+	members   map[string]*member
+	claimant  string
+	kept      bool   // once true, every later byte is stored as well
+	keptFrom  uint64 // offset of the first kept byte
+	offset    uint64 // bytes read so far
+	delivered uint64 // the most any receiver wrote out
+	endOut    bool   // a receiver wrote out the end of the item
+	ring      ring   // the last bytes sent live, for keeping what no one took
+	store     *storeWriter
+	pool      *sync.Pool
+	out       []byte // scratch frame for storing retained bytes
+	probe     *time.Ticker
+}
+
+// Synthetic control kinds, from the sender's own probes.
+const (
+	ctlDead  = 'X' // the receiver did not answer: gone
+	ctlAlive = 'Y' // the receiver answered: slow, not gone
+)
+
+// Send reads r to its end and sends what it reads, as one item, into the
+// pipe name: live to the receivers attached at each moment, kept in the
+// pipe while none is. It returns once every byte is written out by a
+// receiver or stored by the satellite.
+func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult, error) {
+	s, err := checkName(name)
+	if err != nil {
+		return SendResult{}, err
+	}
+	snd := &sender{
+		c: c, s: s, item: nuid.Next(),
+		ctl:     newCtlQueue(),
+		done:    make(chan struct{}),
+		members: map[string]*member{},
+		pool:    &sync.Pool{New: func() any { return &chunk{buf: make([]byte, frameHeaderLen+chunkSize)} }},
+	}
+	defer snd.close()
+	return snd.run(ctx, r)
+}
+
+func (snd *sender) close() {
+	close(snd.done)
+	if snd.probe != nil {
+		snd.probe.Stop()
+	}
+	for _, sub := range snd.subs {
+		_ = sub.Unsubscribe()
+	}
+	snd.store.close()
+}
+
+// ctlBacklog is how many control messages the satellite may have sent a
+// sender before it reads them. The reading goroutine never blocks, so this
+// is only reached by a flood; past it NATS drops the subscription's
+// messages, which the sender notices as a stalled receiver and probes.
+const ctlBacklog = 1 << 16
+
+// listen takes in the item's control subject and the pipe's join subject on
+// one channel, so that the NATS connection hands them over in the order they
+// came (an ack before the leave that follows it). Probes are answered at
+// once; everything else queues for the sending loop.
+func (snd *sender) listen(rolled chan<- bool) error {
+	raw := make(chan *nats.Msg, ctlBacklog)
+	for _, subject := range []string{snd.s.item(snd.item), snd.s.join()} {
+		sub, err := snd.c.nc.ChanSubscribe(subject, raw)
+		if err != nil {
+			return err
+		}
+		snd.subs = append(snd.subs, sub)
+	}
+	itemSubject := snd.s.item(snd.item)
+	go func() {
+		for {
+			var m *nats.Msg
+			select {
+			case m = <-raw:
+			case <-snd.done:
+				return
+			}
+			if m.Reply != "" && len(m.Data) == 0 { // a liveness probe
+				_ = m.Respond(nil)
+				continue
+			}
+			if len(m.Data) == 0 && m.Header.Get("Status") == "503" { // roll call: nobody
+				select {
+				case rolled <- false:
+				default:
+				}
+				continue
+			}
+			cm, ok := parseCtl(m.Data)
+			if !ok {
+				continue
+			}
+			if m.Subject != itemSubject {
+				cm.offset = ^uint64(0) // on the join subject: from now on
+			} else if cm.kind == ctlJoin {
+				cm.offset = 0 // answered our roll call: attached from the start
+			}
+			snd.ctl.push(cm) // before the roll call's answer, so run finds it there
+			if cm.kind == ctlJoin && m.Subject == itemSubject {
+				select {
+				case rolled <- true:
+				default:
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
+	rolled := make(chan bool, 1) // first answer to the roll call: someone there?
+	if err := snd.listen(rolled); err != nil {
+		return SendResult{}, err
+	}
+
+	// Read ahead while the roll call goes out.
+	chunks := make(chan *chunk, 2)
+	readErr := make(chan error, 1)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	go snd.read(readCtx, r, chunks, readErr)
+
+	snd.probe = time.NewTicker(idleProbe / 2)
+	someone, err := snd.rollCall(ctx, rolled)
+	if err != nil {
+		return SendResult{}, err
+	}
+	if !someone {
+		if err := snd.startKeeping(ctx); err != nil {
+			return snd.result(), err
+		}
+	}
+
+	for ch := range chunks {
+		if err := snd.send(ctx, ch); err != nil {
+			return snd.result(), err
+		}
+	}
+	if err := <-readErr; err != nil {
+		return snd.result(), fmt.Errorf("reading input: %w", err)
+	}
+	if err := snd.finish(ctx); err != nil {
+		return snd.result(), err
+	}
+	return snd.result(), nil
+}
+
+func (snd *sender) result() SendResult {
+	return SendResult{Item: snd.item, Bytes: snd.offset, Kept: snd.kept, KeptFrom: snd.keptFrom}
+}
+
+// read fills chunks from r. A read returns what is there, so a slow writer's
+// lines travel at once rather than when a chunk is full.
+func (snd *sender) read(ctx context.Context, r io.Reader, out chan<- *chunk, errc chan<- error) {
+	defer close(out)
+	var off uint64
+	for {
+		ch := snd.pool.Get().(*chunk)
+		n, err := r.Read(ch.buf[frameHeaderLen:])
+		if n > 0 {
+			ch.n, ch.offset = n, off
+			off += uint64(n)
+			select {
+			case out <- ch:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+		} else {
+			snd.pool.Put(ch)
+		}
+		if err == io.EOF {
+			errc <- nil
+			return
+		}
+		if err != nil {
+			errc <- err
+			return
+		}
+	}
+}
+
+// rollCall asks who is attached. With nobody there the item is kept from
+// its first byte.
+func (snd *sender) rollCall(ctx context.Context, rolled <-chan bool) (bool, error) {
+	msg := nats.Msg{Subject: snd.s.roll(), Reply: snd.s.item(snd.item)}
+	if err := snd.c.nc.PublishMsg(&msg); err != nil {
+		return false, fmt.Errorf("looking for receivers: %w", err)
+	}
+	select {
+	case someone := <-rolled:
+		return someone, nil
+	case <-time.After(rollCallTimeout):
+		return false, nil // not even a "nobody": keep the item, to be safe
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// handle applies one control message.
+func (snd *sender) handle(cm ctlMsg) {
+	m := snd.members[cm.rid]
+	switch cm.kind {
+	case ctlJoin:
+		if m != nil || cm.rid == snd.claimant {
+			return
+		}
+		at := cm.offset
+		if at > snd.offset {
+			at = snd.offset
+		}
+		snd.members[cm.rid] = &member{acked: at, progress: time.Now()}
+	case ctlAck:
+		if cm.offset > snd.offset {
+			snd.endOut = true
+		}
+		if m != nil && cm.offset > m.acked {
+			m.acked, m.progress, m.probing = cm.offset, time.Now(), false
+			snd.noteDelivered(cm.offset)
+		}
+	case ctlAlive:
+		if m != nil {
+			m.progress, m.probing = time.Now(), false
+		}
+	case ctlClaim:
+		snd.claimant = cm.rid
+		delete(snd.members, cm.rid)
+	case ctlLeave, ctlDead:
+		if m == nil {
+			return
+		}
+		at := m.acked
+		if cm.kind == ctlLeave && cm.offset > at {
+			at = cm.offset
+		}
+		snd.noteDelivered(at)
+		delete(snd.members, cm.rid)
+	}
+}
+
+func (snd *sender) noteDelivered(at uint64) {
+	if at > snd.offset { // the end was written out
+		at = snd.offset
+	}
+	if at > snd.delivered {
+		snd.delivered = at
+	}
+}
+
+// drain applies every control message already there.
+func (snd *sender) drain() {
+	for {
+		cm, ok := snd.ctl.pop()
+		if !ok {
+			return
+		}
+		snd.handle(cm)
+	}
+}
+
+// minAcked is the position of the slowest attached receiver.
+func (snd *sender) minAcked() (uint64, bool) {
+	var lo uint64
+	first := true
+	for _, m := range snd.members {
+		if first || m.acked < lo {
+			lo, first = m.acked, false
+		}
+	}
+	return lo, !first
+}
+
+// wait blocks for the next control message, probing receivers that have
+// made no progress for a while.
+func (snd *sender) wait(ctx context.Context) error {
+	select {
+	case <-snd.ctl.ready:
+		snd.drain()
+	case <-snd.probe.C:
+		snd.probeStalled()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (snd *sender) probeStalled() {
+	for rid, m := range snd.members {
+		if m.probing || time.Since(m.progress) < idleProbe {
+			continue
+		}
+		m.probing = true
+		go func(rid string) {
+			_, err := snd.c.nc.Request(snd.s.rcv(rid), nil, probeTimeout)
+			if err != nil {
+				snd.ctl.push(ctlMsg{kind: ctlDead, rid: rid})
+				return
+			}
+			snd.ctl.push(ctlMsg{kind: ctlAlive, rid: rid})
+		}(rid)
+	}
+}
+
+// send moves one chunk on: to the store if the item is kept, live to every
+// attached receiver, after the slowest has made room for it.
+func (snd *sender) send(ctx context.Context, ch *chunk) error {
+	snd.drain()
+	end := ch.offset + uint64(ch.n)
+	for {
+		if !snd.kept && len(snd.members) == 0 {
+			if err := snd.startKeeping(ctx); err != nil {
+				return err
+			}
+		}
+		lo, any := snd.minAcked()
+		if !any || end-lo <= liveWindow {
+			break
+		}
+		if err := snd.wait(ctx); err != nil {
+			return err
+		}
+	}
+	snd.offset = end
+	if snd.kept {
+		if err := snd.store.write(ctx, sealFrame(ch.buf[:frameHeaderLen+ch.n], 0, ch.offset)); err != nil {
+			return err
+		}
+	}
+	if len(snd.members) > 0 {
+		if err := snd.publishLive(sealFrame(ch.buf[:frameHeaderLen+ch.n], snd.liveFlags(), ch.offset)); err != nil {
+			return err
+		}
+	}
+	if !snd.kept {
+		snd.ring.put(ch.offset, ch.data())
+	}
+	snd.pool.Put(ch)
+	return nil
+}
+
+func (snd *sender) liveFlags() byte {
+	if snd.kept {
+		return flagKept
+	}
+	return 0
+}
+
+func (snd *sender) publishLive(frame []byte) error {
+	if err := snd.c.nc.Publish(snd.s.live(snd.item), frame); err != nil {
+		return fmt.Errorf("sending: %w", err)
+	}
+	return nil
+}
+
+// startKeeping switches the item to kept: the store gets a head at the
+// first byte no receiver wrote out, then the retained bytes from there.
+func (snd *sender) startKeeping(ctx context.Context) error {
+	snd.kept = true
+	snd.keptFrom = snd.delivered
+	if snd.offset > ringSize && snd.keptFrom < snd.offset-ringSize {
+		snd.keptFrom = snd.offset - ringSize // cannot happen: the window forbids it
+	}
+	w, err := snd.c.newStoreWriter(snd.s, snd.item)
+	if err != nil {
+		return err
+	}
+	snd.store = w
+	if snd.out == nil {
+		snd.out = make([]byte, frameHeaderLen+chunkSize)
+	}
+	if err := w.write(ctx, sealFrame(snd.out[:frameHeaderLen], 0, snd.keptFrom)); err != nil {
+		return err
+	}
+	for off := snd.keptFrom; off < snd.offset; {
+		n := snd.ring.get(off, snd.out[frameHeaderLen:frameHeaderLen+min(chunkSize, snd.offset-off)])
+		if err := w.write(ctx, sealFrame(snd.out[:frameHeaderLen+n], 0, off)); err != nil {
+			return err
+		}
+		off += uint64(n)
+	}
+	snd.ring = ring{}
+	return nil
+}
+
+// finish sends the end of the item and waits until it is safe: stored, or
+// written out by the receivers attached. If they all leave before the end,
+// the rest of the item is kept.
+func (snd *sender) finish(ctx context.Context) error {
+	snd.drain()
+	if !snd.kept && len(snd.members) == 0 {
+		if err := snd.startKeeping(ctx); err != nil {
+			return err
+		}
+	}
+	end := sealFrame(make([]byte, frameHeaderLen), flagEnd, snd.offset)
+	if snd.kept {
+		if err := snd.store.write(ctx, end); err != nil {
+			return err
+		}
+	}
+	if len(snd.members) > 0 {
+		end[1] = snd.liveFlags() | flagEnd
+		if err := snd.publishLive(sealFrame(end, end[1], snd.offset)); err != nil {
+			return err
+		}
+	}
+	if err := snd.c.nc.FlushTimeout(apiTimeout); err != nil {
+		return fmt.Errorf("sending: %w", err)
+	}
+	if snd.kept {
+		return snd.store.wait(ctx)
+	}
+	// Live only: wait until each receiver wrote the end or left.
+	for {
+		done, pending := false, 0
+		for _, m := range snd.members {
+			if m.acked > snd.offset {
+				done = true
+			} else {
+				pending++
+			}
+		}
+		if pending == 0 {
+			if done || snd.endOut {
+				return nil
+			}
+			break
+		}
+		if err := snd.wait(ctx); err != nil {
+			return err
+		}
+	}
+	// Everyone left before the end: keep what none of them wrote out.
+	if err := snd.startKeeping(ctx); err != nil {
+		return err
+	}
+	if err := snd.store.write(ctx, sealFrame(end, flagEnd, snd.offset)); err != nil {
+		return err
+	}
+	return snd.store.wait(ctx)
+}
+
+// ring holds the last liveWindow+chunkSize bytes sent live: all that any
+// attached receiver may not have written out yet.
+type ring struct {
+	buf []byte
+}
+
+const ringSize = liveWindow + chunkSize
+
+func (r *ring) put(off uint64, data []byte) {
+	if r.buf == nil {
+		r.buf = make([]byte, ringSize)
+	}
+	for len(data) > 0 {
+		i := int(off % ringSize)
+		n := copy(r.buf[i:], data)
+		data, off = data[n:], off+uint64(n)
+	}
+}
+
+// get copies the bytes from off on into p, up to the end of the ring's
+// backing array, and returns how many.
+func (r *ring) get(off uint64, p []byte) int {
+	i := int(off % ringSize)
+	return copy(p, r.buf[i:])
+}

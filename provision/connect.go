@@ -1,0 +1,83 @@
+package provision
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Endpoint is a satellite a client can reach.
+type Endpoint struct {
+	URL    string // nats://host:port, never with credentials
+	Token  string
+	Source string // where it came from: "local", "--url"
+	PID    int    // the local satellite's process, if known
+}
+
+// dialTimeout bounds a connection attempt.
+const dialTimeout = 3 * time.Second
+
+// Dial connects to an endpoint. A client that loses its connection fails
+// rather than reconnecting: a pipe must not go on after a gap.
+func Dial(ep Endpoint) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("skypipe"),
+		nats.Timeout(dialTimeout),
+		nats.NoReconnect(),
+		nats.PingInterval(20 * time.Second),
+		nats.MaxPingsOutstanding(3),
+	}
+	if ep.Token != "" {
+		opts = append(opts, nats.Token(ep.Token))
+	}
+	nc, err := nats.Connect(ep.URL, opts...)
+	if err != nil {
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+			return nil, fmt.Errorf("%w at %s", ErrAuth, Redact(ep.URL))
+		}
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, Redact(ep.URL), err)
+	}
+	return nc, nil
+}
+
+// FromURL is the endpoint a user names with --url or SKYPIPE_URL. A token
+// may ride in the URL's user part (nats://TOKEN@host:port).
+func FromURL(raw string) (Endpoint, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return Endpoint{}, fmt.Errorf("%q is not a URL like nats://host:4222", Redact(raw))
+	}
+	switch u.Scheme {
+	case "nats", "tls":
+	default:
+		return Endpoint{}, fmt.Errorf("%q: the scheme must be nats:// or tls://", Redact(raw))
+	}
+	ep := Endpoint{Source: "--url"}
+	if u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			// user:password: let nats.go use both.
+			_ = pw
+			ep.URL = u.String()
+		} else {
+			ep.Token = u.User.Username()
+			u.User = nil
+			ep.URL = u.String()
+		}
+	} else {
+		ep.URL = u.String()
+	}
+	return ep, nil
+}
+
+// Redact removes credentials from a URL for display.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = url.User("REDACTED")
+	return u.String()
+}

@@ -1,0 +1,15 @@
+package provision
+
+import "errors"
+
+// Errors callers tell apart.
+var (
+	// ErrUnreachable: no satellite answers at the endpoint.
+	ErrUnreachable = errors.New("satellite unreachable")
+	// ErrAuth: the satellite refused the credentials.
+	ErrAuth = errors.New("satellite refused the credentials")
+	// ErrInsecureFile: a file holding a secret is readable by others.
+	ErrInsecureFile = errors.New("secret file not private")
+	// ErrNoLocal: no local satellite is running.
+	ErrNoLocal = errors.New("no local satellite is running")
+)

@@ -1,0 +1,237 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/skypipe/skypipe/embedded"
+	"github.com/skypipe/skypipe/pipes"
+	"github.com/skypipe/skypipe/provision"
+)
+
+// waitLimit bounds every wait for a condition in a script.
+const waitLimit = 60 * time.Second
+
+// pollEvery is how often a wait looks at its condition again.
+const pollEvery = 10 * time.Millisecond
+
+// scriptCommands are the commands scripts use beside testscript's own:
+//
+//	satellite              start a satellite in the test process, set SKYPIPE_URL
+//	attached PIPE N        wait until N receivers are attached to PIPE
+//	kept PIPE N            wait until PIPE keeps N items
+//	waitsize FILE N        wait until FILE holds at least N bytes
+//	waitlines FILE LINE... wait until FILE holds every LINE as a line
+//	sigpid SIG PIDFILE     send SIG (KILL, INT, TERM, STOP, CONT) to the pid in PIDFILE
+//	waitgone PIDFILE       wait until the process in PIDFILE has exited
+//	sumeq FILE FILE        the two files have the same SHA-256
+var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"satellite": cmdSatellite,
+	"attached":  cmdAttached,
+	"kept":      cmdKept,
+	"waitsize":  cmdWaitSize,
+	"waitlines": cmdWaitLines,
+	"sigpid":    cmdSigPid,
+	"waitgone":  cmdWaitGone,
+	"sumeq":     cmdSumEq,
+}
+
+func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: satellite")
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
+	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", StoreDir: ts.MkAbs(".satellite"), Token: token})
+	ts.Check(err)
+	ts.Defer(srv.Shutdown)
+	ts.Setenv("SKYPIPE_URL", strings.Replace(srv.URL(), "nats://", "nats://"+token+"@", 1))
+}
+
+// client connects to the satellite a script's skypipe would use.
+func client(ts *testscript.TestScript) (*pipes.Client, func()) {
+	var ep provision.Endpoint
+	var err error
+	if u := ts.Getenv("SKYPIPE_URL"); u != "" {
+		ep, err = provision.FromURL(u)
+	} else {
+		paths := provision.Paths{Config: ts.Getenv("XDG_CONFIG_HOME") + "/skypipe", Data: ts.Getenv("XDG_DATA_HOME") + "/skypipe"}
+		ep, err = provision.Local{Paths: paths}.Endpoint()
+	}
+	ts.Check(err)
+	nc, err := provision.Dial(ep)
+	ts.Check(err)
+	return pipes.New(nc), nc.Close
+}
+
+// waitFor polls cond until it holds, or fails the script after waitLimit.
+func waitFor(ts *testscript.TestScript, what string, cond func() (bool, string)) {
+	deadline := time.Now().Add(waitLimit)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("gave up waiting for %s (now: %s)", what, state)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+func intArg(ts *testscript.TestScript, s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		ts.Fatalf("%q is not a number", s)
+	}
+	return n
+}
+
+func cmdAttached(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: attached PIPE N")
+	}
+	want := int(intArg(ts, args[1]))
+	c, done := client(ts)
+	defer done()
+	waitFor(ts, fmt.Sprintf("%d receiver(s) on %q", want, args[0]), func() (bool, string) {
+		n, err := c.Attached(context.Background(), args[0])
+		ts.Check(err)
+		return n == want, fmt.Sprint(n)
+	})
+}
+
+func cmdKept(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: kept PIPE N")
+	}
+	want := int(intArg(ts, args[1]))
+	c, done := client(ts)
+	defer done()
+	waitFor(ts, fmt.Sprintf("%d kept item(s) in %q", want, args[0]), func() (bool, string) {
+		list, err := c.List(context.Background())
+		ts.Check(err)
+		n := 0
+		for _, p := range list {
+			if p.Name == args[0] {
+				n = p.Items
+			}
+		}
+		return n == want, fmt.Sprint(n)
+	})
+}
+
+func cmdWaitSize(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitsize FILE N")
+	}
+	want := intArg(ts, args[1])
+	waitFor(ts, fmt.Sprintf("%s to hold %d bytes", args[0], want), func() (bool, string) {
+		fi, err := os.Stat(ts.MkAbs(args[0]))
+		if err != nil {
+			return false, err.Error()
+		}
+		return fi.Size() >= want, fmt.Sprint(fi.Size())
+	})
+}
+
+func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: waitlines FILE LINE...")
+	}
+	waitFor(ts, fmt.Sprintf("%s to hold %q", args[0], args[1:]), func() (bool, string) {
+		f, err := os.Open(ts.MkAbs(args[0]))
+		if err != nil {
+			return false, err.Error()
+		}
+		defer f.Close()
+		have := map[string]bool{}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			have[sc.Text()] = true
+		}
+		var missing []string
+		for _, l := range args[1:] {
+			if !have[l] {
+				missing = append(missing, l)
+			}
+		}
+		return len(missing) == 0, fmt.Sprintf("missing %q", missing)
+	})
+}
+
+var signals = map[string]syscall.Signal{
+	"KILL": syscall.SIGKILL, "INT": syscall.SIGINT, "TERM": syscall.SIGTERM,
+	"STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT,
+}
+
+func readPid(ts *testscript.TestScript, file string) int {
+	var pid int
+	waitFor(ts, "a pid in "+file, func() (bool, string) {
+		b, err := os.ReadFile(ts.MkAbs(file))
+		if err != nil {
+			return false, err.Error()
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil, string(b)
+	})
+	return pid
+}
+
+func cmdSigPid(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sigpid SIG PIDFILE")
+	}
+	sig, ok := signals[args[0]]
+	if !ok {
+		ts.Fatalf("unknown signal %q", args[0])
+	}
+	ts.Check(syscall.Kill(readPid(ts, args[1]), sig))
+}
+
+func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitgone PIDFILE")
+	}
+	pid := readPid(ts, args[0])
+	waitFor(ts, fmt.Sprintf("process %d to exit", pid), func() (bool, string) {
+		err := syscall.Kill(pid, 0)
+		if err == syscall.ESRCH {
+			return true, ""
+		}
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return strings.Contains(string(b), ") Z"), "running"
+	})
+}
+
+func cmdSumEq(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: sumeq FILE FILE")
+	}
+	a, b := sum(ts, args[0]), sum(ts, args[1])
+	if (a == b) == neg {
+		ts.Fatalf("sha256 of %s is %s, of %s is %s", args[0], a, args[1], b)
+	}
+}
+
+func sum(ts *testscript.TestScript, file string) string {
+	f, err := os.Open(ts.MkAbs(file))
+	ts.Check(err)
+	defer f.Close()
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	ts.Check(err)
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,167 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// helperCommands run as separate processes in scripts (exec NAME ...):
+//
+//	gen SIZE SEED     SIZE pseudo-random bytes, the same for the same SEED
+//	slowcat RATE      copy stdin to stdout at RATE bytes a second at most
+//	feed LINE...      print the lines, then wait until stdout's reader is gone
+//	lines PREFIX N    print "PREFIX 1" ... "PREFIX N"
+//	tailx FILE        print FILE's lines as they are appended, like tail -f,
+//	                  and exit at a line "STOP"
+var helperCommands = map[string]func() int{
+	"gen":     helperGen,
+	"slowcat": helperSlowcat,
+	"feed":    helperFeed,
+	"lines":   helperLines,
+	"tailx":   helperTailx,
+}
+
+func usageExit(msg string) int {
+	fmt.Fprintln(os.Stderr, "usage:", msg)
+	return 2
+}
+
+func helperGen() int {
+	if len(os.Args) != 3 {
+		return usageExit("gen SIZE SEED")
+	}
+	size, err1 := strconv.ParseInt(os.Args[1], 10, 64)
+	seed, err2 := strconv.ParseUint(os.Args[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return usageExit("gen SIZE SEED")
+	}
+	var key [32]byte
+	key[0], key[1] = byte(seed), byte(seed>>8)
+	rng := rand.NewChaCha8(key)
+	buf := make([]byte, 1<<20)
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	for size > 0 {
+		n := int64(len(buf))
+		if size < n {
+			n = size
+		}
+		_, _ = rng.Read(buf[:n])
+		if _, err := w.Write(buf[:n]); err != nil {
+			return 1
+		}
+		size -= n
+	}
+	if err := w.Flush(); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func helperSlowcat() int {
+	if len(os.Args) != 2 {
+		return usageExit("slowcat RATE")
+	}
+	rate, err := strconv.ParseInt(os.Args[1], 10, 64)
+	if err != nil || rate <= 0 {
+		return usageExit("slowcat RATE")
+	}
+	buf := make([]byte, 64<<10)
+	start := time.Now()
+	var total int64
+	for {
+		n, err := os.Stdin.Read(buf)
+		if n > 0 {
+			if _, werr := os.Stdout.Write(buf[:n]); werr != nil {
+				return 1
+			}
+			total += int64(n)
+			// Throttling, not synchronisation: hold the pace to rate.
+			if ahead := time.Duration(total*int64(time.Second)/rate) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
+		if err == io.EOF {
+			return 0
+		}
+		if err != nil {
+			return 1
+		}
+	}
+}
+
+func helperFeed() int {
+	for _, l := range os.Args[1:] {
+		fmt.Println(l)
+	}
+	// Wait until the reader of stdout is gone (POLLERR on a pipe), for five
+	// minutes at most, so that no test leaves this process behind.
+	fds := []unix.PollFd{{Fd: 1, Events: 0}}
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		n, err := unix.Poll(fds, 1000)
+		if err == nil && n > 0 && fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+			return 0
+		}
+	}
+	return 0
+}
+
+func helperLines() int {
+	if len(os.Args) != 3 {
+		return usageExit("lines PREFIX N")
+	}
+	n, err := strconv.Atoi(os.Args[2])
+	if err != nil {
+		return usageExit("lines PREFIX N")
+	}
+	w := bufio.NewWriter(os.Stdout)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(w, "%s %d\n", os.Args[1], i)
+	}
+	if err := w.Flush(); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func helperTailx() int {
+	if len(os.Args) != 2 {
+		return usageExit("tailx FILE")
+	}
+	f, err := os.Open(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var partial string
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		line, err := r.ReadString('\n')
+		partial += line
+		if err == io.EOF {
+			time.Sleep(10 * time.Millisecond) // polling the file, as tail -f does
+			continue
+		}
+		if err != nil {
+			return 1
+		}
+		if strings.TrimSuffix(partial, "\n") == "STOP" {
+			return 0
+		}
+		if _, err := os.Stdout.WriteString(partial); err != nil {
+			return 1
+		}
+		partial = ""
+	}
+	return 1
+}

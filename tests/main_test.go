@@ -1,0 +1,76 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// binDir holds the skypipe binary built once for all scripts.
+var binDir string
+
+// buildFirst builds skypipe before the tests run, but not when the test
+// binary runs as one of the helper commands.
+type buildFirst struct{ m *testing.M }
+
+func (b buildFirst) Run() int {
+	dir, err := os.MkdirTemp("", "skypipe-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "skypipe"), "../cmd/skypipe")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building skypipe:", err)
+		return 1
+	}
+	binDir = dir
+	return b.m.Run()
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(testscript.RunMain(buildFirst{m}, helperCommands))
+}
+
+// TestCLI runs the scripts in testdata/: one file per command and case.
+func TestCLI(t *testing.T) {
+	testscript.Run(t, params("testdata"))
+}
+
+func params(dir string) testscript.Params {
+	return testscript.Params{
+		Dir:                 dir,
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH"))
+			// Everything a local satellite writes stays in the script's dir.
+			env.Setenv("HOME", env.WorkDir)
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
+			env.Setenv("XDG_DATA_HOME", filepath.Join(env.WorkDir, ".data"))
+			env.Setenv("SKYPIPE_URL", "")
+			env.Defer(func() { stopLocalSatellite(env) })
+			return nil
+		},
+		Cmds: scriptCommands,
+	}
+}
+
+// stopLocalSatellite stops the background satellite a script may have
+// started, so that no test leaves one running.
+func stopLocalSatellite(env *testscript.Env) {
+	if _, err := os.Stat(filepath.Join(env.WorkDir, ".config", "skypipe", "local.json")); err != nil {
+		return
+	}
+	cmd := exec.Command(filepath.Join(binDir, "skypipe"), "stop")
+	cmd.Env = env.Vars
+	if out, err := cmd.CombinedOutput(); err != nil {
+		env.T().Log("skypipe stop:", err, string(out))
+	}
+}
