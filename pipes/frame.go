@@ -10,7 +10,7 @@ import (
 // by the chunk's bytes.
 //
 //	byte 0      version (frameVersion)
-//	byte 1      flags (flagEnd, flagKept)
+//	byte 1      flags (flagEnd, flagKept, flagLineStart)
 //	bytes 2-3   zero
 //	bytes 4-7   CRC-32C of bytes 0-3, 8-15 and the chunk, big-endian
 //	bytes 8-15  offset of the chunk's first byte in the item, big-endian;
@@ -23,8 +23,10 @@ const (
 	frameHeaderLen = 16
 	frameVersion   = 1
 
-	flagEnd  = 1 << 0 // the item ends here: no chunk follows
-	flagKept = 1 << 1 // on a live frame: the item is also kept in the pipe
+	flagEnd       = 1 << 0 // the item ends here: no chunk follows
+	flagKept      = 1 << 1 // on a live frame: the item is also kept in the pipe
+	flagLineStart = 1 << 2 // the chunk starts a line: the byte before it is '\n'
+	knownFlags    = flagEnd | flagKept | flagLineStart
 )
 
 // chunkSize is how many bytes of an item one frame carries at most. 256 KiB
@@ -43,6 +45,8 @@ type frame struct {
 
 func (f frame) end() bool  { return f.flags&flagEnd != 0 }
 func (f frame) kept() bool { return f.flags&flagKept != 0 }
+
+func (f frame) lineStart() bool { return f.flags&flagLineStart != 0 }
 
 // sealFrame writes the header into buf[:frameHeaderLen], in front of the
 // chunk already in buf[frameHeaderLen:], and returns buf.
@@ -69,7 +73,7 @@ func parseFrame(buf []byte) (frame, error) {
 	if buf[0] != frameVersion {
 		return frame{}, fmt.Errorf("%w: frame version %d, this skypipe speaks %d", ErrCorrupt, buf[0], frameVersion)
 	}
-	if buf[1]&^(flagEnd|flagKept) != 0 || buf[2] != 0 || buf[3] != 0 {
+	if buf[1]&^knownFlags != 0 || buf[2] != 0 || buf[3] != 0 {
 		return frame{}, fmt.Errorf("%w: unknown frame flags %#x", ErrCorrupt, buf[1:4])
 	}
 	if got, want := frameSum(buf), binary.BigEndian.Uint32(buf[4:8]); got != want {

@@ -256,7 +256,7 @@ func (r *receiver) handleLive(ctx context.Context, id string, f frame) error {
 	if it == nil {
 		it = &inItem{id: id}
 		r.items[id] = it
-		if f.kept() && r.wantsMore() {
+		if f.kept() && (r.opt.Follow || r.primary == "") {
 			ok, err := r.claim(ctx, id)
 			if err != nil {
 				return err
@@ -280,8 +280,8 @@ func (r *receiver) handleLive(ctx context.Context, id string, f frame) error {
 		}
 		it.next, it.written = f.offset, f.offset
 		if f.offset > 0 {
-			skip := 0
-			if i := bytes.IndexByte(f.data, '\n'); i >= 0 && i+1 < len(f.data) {
+			skip := 0 // to the next line start, if the chunk has one
+			if i := bytes.IndexByte(f.data, '\n'); !f.lineStart() && i >= 0 && i+1 < len(f.data) {
 				skip = i + 1
 			}
 			r.c.noticef("joined item %s mid-way, at byte %d", id, f.offset+uint64(skip))
@@ -293,14 +293,24 @@ func (r *receiver) handleLive(ctx context.Context, id string, f frame) error {
 	return r.accept(ctx, it, f)
 }
 
-func (r *receiver) handleKept(ctx context.Context, ev event, f frame) error {
+func (r *receiver) handleKept(ctx context.Context, ev event, f frame) (err error) {
 	it := r.items[ev.item]
 	if it == nil || it.claim == nil || it.done {
 		return nil
 	}
 	it.lastSeen, it.lastSeq = time.Now(), ev.seq
 	r.last = it.lastSeen
-	it.claim.caughtUp = ev.more == 0
+	if !it.claim.caughtUp && ev.more == 0 {
+		// The kept part is read; a follower takes the next item meanwhile.
+		it.claim.caughtUp = true
+		if r.opt.Follow {
+			defer func() {
+				if err == nil {
+					err = r.claimNext(ctx)
+				}
+			}()
+		}
+	}
 	if ev.head {
 		if it.started {
 			if f.offset != it.next && f.offset > it.written {

@@ -34,9 +34,10 @@ type member struct {
 
 // chunk is a buffer of the reader's: frame header room, then data.
 type chunk struct {
-	buf    []byte // frameHeaderLen + up to chunkSize
-	n      int    // data bytes
-	offset uint64
+	buf       []byte // frameHeaderLen + up to chunkSize
+	n         int    // data bytes
+	offset    uint64
+	lineStart bool // the byte before it is '\n' (or it starts the item)
 }
 
 func (ch *chunk) data() []byte { return ch.buf[frameHeaderLen : frameHeaderLen+ch.n] }
@@ -207,12 +208,14 @@ func (snd *sender) result() SendResult {
 func (snd *sender) read(ctx context.Context, r io.Reader, out chan<- *chunk, errc chan<- error) {
 	defer close(out)
 	var off uint64
+	lineStart := true
 	for {
 		ch := snd.pool.Get().(*chunk)
 		n, err := r.Read(ch.buf[frameHeaderLen:])
 		if n > 0 {
-			ch.n, ch.offset = n, off
+			ch.n, ch.offset, ch.lineStart = n, off, lineStart
 			off += uint64(n)
+			lineStart = ch.buf[frameHeaderLen+n-1] == '\n'
 			select {
 			case out <- ch:
 			case <-ctx.Done():
@@ -374,13 +377,17 @@ func (snd *sender) send(ctx context.Context, ch *chunk) error {
 		}
 	}
 	snd.offset = end
+	var flags byte
+	if ch.lineStart {
+		flags = flagLineStart
+	}
 	if snd.kept {
-		if err := snd.store.write(ctx, sealFrame(ch.buf[:frameHeaderLen+ch.n], 0, ch.offset)); err != nil {
+		if err := snd.store.write(ctx, sealFrame(ch.buf[:frameHeaderLen+ch.n], flags, ch.offset)); err != nil {
 			return err
 		}
 	}
 	if len(snd.members) > 0 {
-		if err := snd.publishLive(sealFrame(ch.buf[:frameHeaderLen+ch.n], snd.liveFlags(), ch.offset)); err != nil {
+		if err := snd.publishLive(sealFrame(ch.buf[:frameHeaderLen+ch.n], flags|snd.liveFlags(), ch.offset)); err != nil {
 			return err
 		}
 	}

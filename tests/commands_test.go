@@ -21,7 +21,7 @@ import (
 )
 
 // waitLimit bounds every wait for a condition in a script.
-const waitLimit = 60 * time.Second
+const waitLimit = 30 * time.Second
 
 // pollEvery is how often a wait looks at its condition again.
 const pollEvery = 10 * time.Millisecond

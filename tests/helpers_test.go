@@ -29,12 +29,22 @@ var helperCommands = map[string]func() int{
 	"tailx":   helperTailx,
 }
 
+// dieWithParent makes a helper exit when the process that started it does,
+// so a failed script leaves no helper behind.
+func dieWithParent() {
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	if os.Getppid() == 1 {
+		os.Exit(1)
+	}
+}
+
 func usageExit(msg string) int {
 	fmt.Fprintln(os.Stderr, "usage:", msg)
 	return 2
 }
 
 func helperGen() int {
+	dieWithParent()
 	if len(os.Args) != 3 {
 		return usageExit("gen SIZE SEED")
 	}
@@ -66,6 +76,7 @@ func helperGen() int {
 }
 
 func helperSlowcat() int {
+	dieWithParent()
 	if len(os.Args) != 2 {
 		return usageExit("slowcat RATE")
 	}
@@ -98,6 +109,7 @@ func helperSlowcat() int {
 }
 
 func helperFeed() int {
+	dieWithParent()
 	for _, l := range os.Args[1:] {
 		fmt.Println(l)
 	}
@@ -115,6 +127,7 @@ func helperFeed() int {
 }
 
 func helperLines() int {
+	dieWithParent()
 	if len(os.Args) != 3 {
 		return usageExit("lines PREFIX N")
 	}
@@ -133,6 +146,7 @@ func helperLines() int {
 }
 
 func helperTailx() int {
+	dieWithParent()
 	if len(os.Args) != 2 {
 		return usageExit("tailx FILE")
 	}
@@ -142,26 +156,49 @@ func helperTailx() int {
 		return 1
 	}
 	defer f.Close()
-	r := bufio.NewReader(f)
-	var partial string
+	// Copy bytes as they are appended, partial lines too, as tail -f does;
+	// hold back only a line start that may yet become "STOP\n".
+	const stop = "STOP\n"
+	var held []byte
+	atLineStart := true
+	buf := make([]byte, 64<<10)
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
-		line, err := r.ReadString('\n')
-		partial += line
-		if err == io.EOF {
+		n, err := f.Read(buf)
+		if n == 0 && (err == nil || err == io.EOF) {
 			time.Sleep(10 * time.Millisecond) // polling the file, as tail -f does
 			continue
 		}
-		if err != nil {
+		if err != nil && err != io.EOF {
 			return 1
 		}
-		if strings.TrimSuffix(partial, "\n") == "STOP" {
-			return 0
+		data := append(held, buf[:n]...)
+		held = nil
+		out := data
+		for i := 0; i < len(data); i++ {
+			lineStart := (i == 0 && atLineStart) || (i > 0 && data[i-1] == '\n')
+			if !lineStart {
+				continue
+			}
+			rest := data[i:]
+			if strings.HasPrefix(string(rest), stop) {
+				_, err := os.Stdout.Write(data[:i])
+				if err != nil {
+					return 1
+				}
+				return 0
+			}
+			if len(rest) < len(stop) && strings.HasPrefix(stop, string(rest)) {
+				out, held = data[:i], append([]byte(nil), rest...)
+				break
+			}
 		}
-		if _, err := os.Stdout.WriteString(partial); err != nil {
-			return 1
+		if len(out) > 0 {
+			if _, err := os.Stdout.Write(out); err != nil {
+				return 1
+			}
+			atLineStart = out[len(out)-1] == '\n'
 		}
-		partial = ""
 	}
 	return 1
 }

@@ -3,11 +3,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
+	"github.com/skypipe/skypipe/pipes"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -27,6 +30,12 @@ func run(args []string) int {
 	)
 	if err != nil {
 		return fail(err)
+	}
+	// kong would turn invalid UTF-8 into U+FFFD: another pipe's name.
+	for _, a := range args {
+		if !utf8.ValidString(a) {
+			return fail(fmt.Errorf("%w: argument %q is not valid UTF-8", pipes.ErrInvalidName, a))
+		}
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
