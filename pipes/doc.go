@@ -1,0 +1,99 @@
+// Package pipes moves items through named pipes on a NATS server with
+// JetStream: live to the receivers attached to a pipe, kept in the pipe
+// while none is. It knows pipes, not command lines or servers: give it a
+// *nats.Conn, an io.Reader to send or an io.Writer to receive into.
+//
+// # The contract
+//
+// Every byte a sender reads goes to the receivers attached to the pipe at
+// that moment; while none is attached it is kept in the pipe, in order,
+// until a receiver takes it. Nothing is dropped. An item is what one sender
+// sends up to its EOF. A receiver takes the oldest kept item no other
+// receiver is taking, else the next item sent; without Follow it returns at
+// that item's end.
+//
+// # Names and subjects
+//
+// A pipe name (UTF-8, at most 255 bytes, no control characters) becomes one
+// subject token (Token): ASCII letters, digits and '-' stand for themselves,
+// every other byte is '_' and two hex digits, and the default pipe ("") is
+// a lone "_". The mapping is injective and its tokens never hold '.', '*',
+// '>' or spaces, so every name reaches its own subjects and only them.
+// Under skypipe.<token>:
+//
+//	live.<item>  live frames of an item: core NATS, every receiver subscribes live.*
+//	head.<item>  kept: the item's first kept frame, a marker with its start offset
+//	kept.<item>  kept: the item's data frames and its end frame
+//	item.<item>  the sender's control inbox: receivers' acks, claims, leaves, probes
+//	roll         roll call: receivers answer a sender with their id
+//	join         receivers announce themselves (and leave) to senders already sending
+//	rcv.<id>     a receiver's inbox: liveness probes
+//
+// The kept subjects of a pipe belong to one JetStream stream, file storage,
+// work-queue retention, named SKYPIPE_ and a digest of the name (stream
+// names become directory names on the satellite, where case may not count).
+//
+// # Frames
+//
+// An item travels as frames (frame.go): a 16-byte header (version, flags,
+// CRC-32C, offset) and up to 256 KiB of data, then an end frame that carries
+// the item's length. The offset lets a receiver see gaps, duplicates and
+// reordering; the checksum sees damage; the end frame tells a finished item
+// from one whose sender vanished. A receiver that meets any of these exits
+// with an error (ItemError) rather than hand over a broken item as whole.
+//
+// # Live: broadcast held to the slowest receiver
+//
+// A sender first calls the roll: each attached receiver answers with its id
+// on the sender's control inbox, or the server answers "no responders"
+// (status 503) at once when nobody listens. Receivers that attach later
+// announce themselves on the join subject, which senders subscribe to before
+// the roll call, so none is missed. Frames then go to live.<item>, and every
+// receiver acks what it has written out. The sender never runs more than
+// liveWindow (8 MiB) ahead of the slowest receiver, far below the 64 MiB
+// that a NATS server or client buffers per connection before it drops a
+// slow consumer: the sender is paced like a Unix pipe writer and nothing is
+// dropped. A receiver that stops acking is probed on rcv.<id>; one that does
+// not answer is dropped from the audience within seconds and stalls no one.
+// Acks, joins and leaves reach the sender through one channel, so an ack is
+// never read after the leave that followed it.
+//
+// # Kept: a work-queue stream, one claimant per item
+//
+// With nobody attached, the sender stores the item: a head marker, then
+// every later frame, each confirmed by the satellite (at most 64 in flight).
+// If the receivers of a live item all leave mid-way, the sender keeps the
+// rest from the first byte none of them wrote out: it holds the bytes it
+// sent live that are not yet acked by everyone (a ring of liveWindow plus
+// one chunk) for exactly this. Once an item is kept, all the rest of it is
+// kept as well, so that whoever takes it gets it whole; receivers attached
+// meanwhile also get it live, from where they attached.
+//
+// A receiver takes a kept item by creating a consumer filtered on that
+// item's subjects (skypipe.<token>.*.<item>). A work-queue stream refuses a
+// second consumer with an overlapping filter (error 10100), so the consumer
+// is a lock: two receivers never split an item. The claimant holds all acks
+// to the end (AckWait of a year, MaxAckPending unlimited) and, once it has
+// written the end, purges the item's subjects and deletes its consumer. If
+// it dies instead, the item is still whole in the stream: the next receiver
+// that meets error 10100 probes the holder (its id is in the consumer's
+// metadata), deletes the consumer of a dead one, and takes the item from its
+// first byte. A receiver finds the oldest kept item by asking the stream for
+// the first message on head.* at or after a sequence (direct get, with no
+// consumer), skipping items others hold.
+//
+// A receiver that takes a kept item whose sender is still sending reads the
+// stream as the sender fills it and tells the sender, which stops pacing on
+// it; it thereby goes on with the item live. A sender that had already
+// decided to keep its item marks its live frames "kept", so a receiver that
+// attached in that instant claims the item instead of starting it mid-way.
+//
+// # Presence and failure
+//
+// A receiver waiting on an item that went quiet probes the sender on
+// item.<item>. No answer, and nothing more in flight or in the stream,
+// means the sender is gone: the receiver reports how many bytes it wrote
+// and, for a kept item, removes the broken item so that it does not block
+// the items behind it. Clients do not reconnect: a connection lost mid-item
+// is an error, never a silent gap.
+package pipes

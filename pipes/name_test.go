@@ -1,0 +1,113 @@
+package pipes
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestTokenKeepsSafeNamesAndEscapesTheRest(t *testing.T) {
+	for _, tc := range []struct{ name, token string }{
+		{"", "_"},
+		{"files", "files"},
+		{"Files-2", "Files-2"},
+		{"a.b", "a_2Eb"},
+		{"a*", "a_2A"},
+		{">", "_3E"},
+		{"a b", "a_20b"},
+		{"_", "_5F"},
+		{"a_2Eb", "a_5F2Eb"},
+		{"ä", "_C3_A4"},
+	} {
+		if got := Token(tc.name); got != tc.token {
+			t.Errorf("Token(%q) = %q, want %q", tc.name, got, tc.token)
+		}
+		back, err := NameFromToken(tc.token)
+		if err != nil || back != tc.name {
+			t.Errorf("NameFromToken(%q) = %q, %v; want %q", tc.token, back, err, tc.name)
+		}
+	}
+}
+
+func TestTokenNeverHoldsSubjectSyntax(t *testing.T) {
+	names := []string{"a.b.c", "*", ">", "a.>", "tab\there", " ", "..", "名前.*", strings.Repeat(".", 255)}
+	for _, n := range names {
+		tok := Token(n)
+		if strings.ContainsAny(tok, ".*> \t\r\n") || tok == "" {
+			t.Errorf("Token(%q) = %q holds subject syntax or is empty", n, tok)
+		}
+	}
+}
+
+func TestNameFromTokenRejectsWhatTokenCannotProduce(t *testing.T) {
+	for _, tok := range []string{"_", "a_", "a_4", "a_zz", "_2e", "_41"} {
+		if tok == "_" {
+			continue // the default pipe
+		}
+		if _, err := NameFromToken(tok); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("NameFromToken(%q): err = %v, want ErrInvalidName", tok, err)
+		}
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"", true},
+		{"files", true},
+		{"a.b *>", true},
+		{"名前", true},
+		{strings.Repeat("x", MaxNameLen), true},
+		{strings.Repeat("x", MaxNameLen+1), false},
+		{strings.Repeat("é", 128), false}, // 256 bytes
+		{"tab\there", false},
+		{"nul\x00", false},
+		{"del\x7f", false},
+		{"c1\u0085", false},
+		{"\xff\xfe", false},
+	} {
+		err := ValidateName(tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ValidateName(%q) = %v, does not wrap ErrInvalidName", tc.name, err)
+		}
+	}
+}
+
+func TestStreamNamesDifferAndAreSafe(t *testing.T) {
+	seen := map[string]string{}
+	for _, n := range []string{"", "a", "A", "a.b", "a_2Eb", "files", "Files"} {
+		s := streamName(n)
+		if prev, dup := seen[s]; dup {
+			t.Errorf("streamName(%q) = streamName(%q) = %s", n, prev, s)
+		}
+		seen[s] = n
+		if strings.ContainsAny(s, ".*> /\\") || len(s) > 255 {
+			t.Errorf("streamName(%q) = %q is not a safe stream name", n, s)
+		}
+	}
+}
+
+// FuzzToken checks that the mapping is injective and yields one safe token.
+func FuzzToken(f *testing.F) {
+	for _, s := range []string{"", "a", "a.b", "_", "a_2Eb", "*", ">", "名前"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if ValidateName(name) != nil {
+			return
+		}
+		tok := Token(name)
+		if tok == "" || strings.ContainsAny(tok, ".*> \t\r\n") {
+			t.Fatalf("Token(%q) = %q is not a single safe token", name, tok)
+		}
+		back, err := NameFromToken(tok)
+		if err != nil || back != name {
+			t.Fatalf("NameFromToken(Token(%q)) = %q, %v", name, back, err)
+		}
+	})
+}
