@@ -17,6 +17,10 @@ var (
 	// ErrSenderVanished: the sender of an item went away before its end.
 	ErrSenderVanished = errors.New("sender vanished mid-item")
 
+	// ErrSenderAborted: the sender of an item gave up before its end
+	// (interrupted, or its input failed).
+	ErrSenderAborted = errors.New("sender gave up mid-item")
+
 	// ErrCorrupt: an item's data arrived damaged, out of order or with a gap.
 	ErrCorrupt = errors.New("item data corrupt")
 

@@ -10,7 +10,7 @@ import (
 // by the chunk's bytes.
 //
 //	byte 0      version (frameVersion)
-//	byte 1      flags (flagEnd, flagKept, flagLineStart)
+//	byte 1      flags (flagEnd, flagKept, flagLineStart, flagAbort)
 //	bytes 2-3   zero
 //	bytes 4-7   CRC-32C of bytes 0-3, 8-15 and the chunk, big-endian
 //	bytes 8-15  offset of the chunk's first byte in the item, big-endian;
@@ -26,7 +26,8 @@ const (
 	flagEnd       = 1 << 0 // the item ends here: no chunk follows
 	flagKept      = 1 << 1 // on a live frame: the item is also kept in the pipe
 	flagLineStart = 1 << 2 // the chunk starts a line: the byte before it is '\n'
-	knownFlags    = flagEnd | flagKept | flagLineStart
+	flagAbort     = 1 << 3 // with flagEnd: the sender gave up, the item is broken
+	knownFlags    = flagEnd | flagKept | flagLineStart | flagAbort
 )
 
 // chunkSize is how many bytes of an item one frame carries at most. 256 KiB
@@ -47,6 +48,8 @@ func (f frame) end() bool  { return f.flags&flagEnd != 0 }
 func (f frame) kept() bool { return f.flags&flagKept != 0 }
 
 func (f frame) lineStart() bool { return f.flags&flagLineStart != 0 }
+
+func (f frame) aborted() bool { return f.flags&flagAbort != 0 }
 
 // sealFrame writes the header into buf[:frameHeaderLen], in front of the
 // chunk already in buf[frameHeaderLen:], and returns buf.
@@ -82,6 +85,9 @@ func parseFrame(buf []byte) (frame, error) {
 	f := frame{flags: buf[1], offset: binary.BigEndian.Uint64(buf[8:16]), data: buf[frameHeaderLen:]}
 	if f.end() && len(f.data) != 0 {
 		return frame{}, fmt.Errorf("%w: an end frame carries data", ErrCorrupt)
+	}
+	if f.aborted() && !f.end() {
+		return frame{}, fmt.Errorf("%w: an abort flag on a data frame", ErrCorrupt)
 	}
 	return f, nil
 }

@@ -24,6 +24,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		{"kept live chunk", flagKept, 7, "x"},
 		{"end", flagEnd, 12, ""},
 		{"empty item end", flagEnd | flagKept, 0, ""},
+		{"abort", flagEnd | flagAbort, 99, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := parseFrame(seal(tc.flags, tc.off, tc.data))
@@ -55,6 +56,7 @@ func TestFrameDamageIsDetected(t *testing.T) {
 		{"checksum", func(b []byte) []byte { b[5] ^= 1; return b }},
 		{"truncated data", func(b []byte) []byte { return b[:len(b)-1] }},
 		{"end with data", func(b []byte) []byte { return seal(flagEnd, 0, "x") }},
+		{"abort on data", func(b []byte) []byte { return seal(flagAbort, 0, "x") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFrame(tc.damage(bytes.Clone(good)))

@@ -172,7 +172,7 @@ func (r *receiver) run(ctx context.Context) error {
 				return err
 			}
 		case now := <-tick.C:
-			if r.opt.Timeout > 0 && now.Sub(r.last) >= r.opt.Timeout && !r.busy() {
+			if r.opt.Timeout > 0 && now.Sub(r.last) >= r.opt.Timeout {
 				return ErrTimeout
 			}
 			if err := r.checkSenders(ctx, now); err != nil {
@@ -197,16 +197,6 @@ func (r *receiver) finished() bool {
 	}
 	it := r.items[r.primary]
 	return it != nil && it.done
-}
-
-// busy: some item is under way, so a timeout does not apply.
-func (r *receiver) busy() bool {
-	for _, it := range r.items {
-		if it.started && !it.done {
-			return true
-		}
-	}
-	return false
 }
 
 // wantsMore: the receiver would take a(nother) kept item now.
@@ -339,6 +329,9 @@ func (r *receiver) handleKept(ctx context.Context, ev event, f frame) (err error
 
 // accept checks a frame's place in its item and writes it out.
 func (r *receiver) accept(ctx context.Context, it *inItem, f frame) error {
+	if f.aborted() {
+		return r.broken(ctx, it.id, ErrSenderAborted)
+	}
 	if f.offset != it.next {
 		return r.broken(ctx, it.id, fmt.Errorf("%w: expected byte %d, got byte %d", ErrCorrupt, it.next, f.offset))
 	}

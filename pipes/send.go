@@ -185,18 +185,43 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 		}
 	}
 
-	for ch := range chunks {
+	for more := true; more; {
+		var ch *chunk
+		select {
+		case ch, more = <-chunks:
+		case <-ctx.Done():
+			return snd.result(), snd.abort(ctx.Err())
+		}
+		if !more {
+			break
+		}
 		if err := snd.send(ctx, ch); err != nil {
-			return snd.result(), err
+			return snd.result(), snd.abort(err)
 		}
 	}
 	if err := <-readErr; err != nil {
-		return snd.result(), fmt.Errorf("reading input: %w", err)
+		return snd.result(), snd.abort(fmt.Errorf("reading input: %w", err))
 	}
 	if err := snd.finish(ctx); err != nil {
-		return snd.result(), err
+		return snd.result(), snd.abort(err)
 	}
 	return snd.result(), nil
+}
+
+// abort tells the item's receivers, and the store, that the item ends
+// broken here, so that nobody takes it for whole or waits for more.
+func (snd *sender) abort(cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	end := sealFrame(make([]byte, frameHeaderLen), flagEnd|flagAbort, snd.offset)
+	if snd.store != nil {
+		_ = snd.store.write(ctx, end)
+	}
+	if len(snd.members) > 0 {
+		_ = snd.publishLive(sealFrame(end, flagEnd|flagAbort|snd.liveFlags(), snd.offset))
+	}
+	_ = snd.c.nc.FlushTimeout(probeTimeout)
+	return cause
 }
 
 func (snd *sender) result() SendResult {
@@ -446,6 +471,9 @@ func (snd *sender) startKeeping(ctx context.Context) error {
 // written out by the receivers attached. If they all leave before the end,
 // the rest of the item is kept.
 func (snd *sender) finish(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err // interrupted at the very end: still not a whole item
+	}
 	snd.drain()
 	if !snd.kept && len(snd.members) == 0 {
 		if err := snd.startKeeping(ctx); err != nil {

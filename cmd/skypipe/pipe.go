@@ -60,9 +60,6 @@ func (c *PipeCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	_, err = client.Receive(ctx, c.Name, os.Stdout, pipes.ReceiveOptions{Follow: c.Follow, Timeout: c.Timeout})
-	if errors.Is(err, context.Canceled) {
-		return errors.New("interrupted")
-	}
 	if errors.Is(err, pipes.ErrTimeout) {
 		return fmt.Errorf("%w (%v)", err, c.Timeout)
 	}

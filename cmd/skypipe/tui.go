@@ -5,6 +5,7 @@ package main
 // ..." or "skypipe: ...", lowercase, with no final period.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,9 +17,10 @@ import (
 
 // Exit codes.
 const (
-	exitFailure = 1
-	exitUsage   = 2
-	exitTimeout = 124 // as timeout(1)
+	exitFailure     = 1
+	exitUsage       = 2
+	exitTimeout     = 124 // as timeout(1)
+	exitInterrupted = 130 // 128 + SIGINT, as shells report it
 )
 
 // usageError is misuse caught before any work: exit 2, with a hint.
@@ -55,13 +57,19 @@ func fail(err error) int {
 		}
 		return exitUsage
 	}
-	errorf("%s", err)
+	if errors.Is(err, context.Canceled) {
+		errorf("interrupted")
+	} else {
+		errorf("%s", err)
+	}
 	switch {
 	case errors.Is(err, pipes.ErrInvalidName):
 		hintf("a pipe name is UTF-8 text of at most %d bytes, without control characters", pipes.MaxNameLen)
 		return exitUsage
 	case errors.Is(err, pipes.ErrTimeout):
 		return exitTimeout
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
 	case errors.Is(err, pipes.ErrOutput):
 		hintf("a kept item that was not written out whole stays in the pipe")
 	case errors.Is(err, provision.ErrAuth):
