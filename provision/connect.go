@@ -56,19 +56,12 @@ func FromURL(raw string) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("%q: the scheme must be nats:// or tls://", Redact(raw))
 	}
 	ep := Endpoint{Source: "--url"}
-	if u.User != nil {
-		if pw, ok := u.User.Password(); ok {
-			// user:password: let nats.go use both.
-			_ = pw
-			ep.URL = u.String()
-		} else {
-			ep.Token = u.User.Username()
-			u.User = nil
-			ep.URL = u.String()
-		}
-	} else {
-		ep.URL = u.String()
+	if _, hasPassword := u.User.Password(); u.User != nil && !hasPassword {
+		// A lone user part is a token; user:password stays for nats.go.
+		ep.Token = u.User.Username()
+		u.User = nil
 	}
+	ep.URL = u.String()
 	return ep, nil
 }
 

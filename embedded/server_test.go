@@ -1,0 +1,43 @@
+package embedded
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go"
+)
+
+func TestStartServesJetStreamWithAuth(t *testing.T) {
+	srv, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+
+	if _, err := nats.Connect(srv.URL(), nats.NoReconnect()); err == nil {
+		t.Fatal("a client without the token was let in")
+	}
+	if _, err := nats.Connect(srv.URL(), nats.Token("wrong"), nats.NoReconnect()); err == nil {
+		t.Fatal("a client with a wrong token was let in")
+	}
+	nc, err := nats.Connect(srv.URL(), nats.Token("tok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AccountInfo(); err != nil {
+		t.Fatalf("JetStream is not available: %v", err)
+	}
+}
+
+func TestStartRejectsBadAddresses(t *testing.T) {
+	for _, listen := range []string{"", "127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000"} {
+		if srv, err := Start(Config{Listen: listen, StoreDir: t.TempDir()}); err == nil {
+			srv.Shutdown()
+			t.Errorf("Start(%q) succeeded", listen)
+		}
+	}
+}
