@@ -82,6 +82,14 @@
 // the first message on head.* at or after a sequence (direct get, with no
 // consumer), skipping items others hold.
 //
+// A receiver without Follow that takes a kept item wants that item only: it
+// leaves the audience of every other item (senders keep those for the next
+// receiver) and stops answering roll calls, so one receiver takes one item,
+// as one receive takes one value from a Go channel. A receiver with Follow
+// stays in every audience and takes kept items one after another; while the
+// one it reads is still being sent, it takes the next one too, so that an
+// aggregator gets every line of senders that are all still running.
+//
 // A receiver that takes a kept item whose sender is still sending reads the
 // stream as the sender fills it and tells the sender, which stops pacing on
 // it; it thereby goes on with the item live. A sender that had already

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -89,13 +90,16 @@ type receiver struct {
 	live   *nats.Subscription
 	done   chan struct{} // closed when the receiver returns
 
-	items   map[string]*inItem
-	primary string // the item whose end ends a receiver without Follow
-	owner   string // the item whose line is open on the output
-	claims  int
-	res     ReceiveResult
-	last    time.Time // when anything last arrived
-	ctlBuf  []byte
+	items map[string]*inItem
+	// detached: a receiver without Follow that took a kept item wants that
+	// item only; it no longer answers roll calls or takes live items.
+	detached atomic.Bool
+	primary  string // the item whose end ends a receiver without Follow
+	owner    string // the item whose line is open on the output
+	claims   int
+	res      ReceiveResult
+	last     time.Time // when anything last arrived
+	ctlBuf   []byte
 }
 
 // Receive writes items of the pipe name to w: first the oldest kept item no
@@ -143,7 +147,11 @@ func (r *receiver) run(ctx context.Context) error {
 		return err
 	}
 	join := appendCtl(nil, ctlJoin, 0, r.rid)
-	if _, err := r.subscribe(r.s.roll(), func(m *nats.Msg) { _ = m.Respond(join) }); err != nil {
+	if _, err := r.subscribe(r.s.roll(), func(m *nats.Msg) {
+		if !r.detached.Load() {
+			_ = m.Respond(join)
+		}
+	}); err != nil {
 		return err
 	}
 	if _, err := r.subscribe(r.s.rcv(r.rid), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
@@ -243,6 +251,9 @@ func (r *receiver) handle(ctx context.Context, ev event) error {
 
 func (r *receiver) handleLive(ctx context.Context, id string, f frame) error {
 	it := r.items[id]
+	if it == nil && r.detached.Load() {
+		return nil // not ours: its sender keeps it for the others
+	}
 	if it == nil {
 		it = &inItem{id: id}
 		r.items[id] = it
@@ -593,6 +604,9 @@ func (r *receiver) claim(ctx context.Context, id string) (bool, error) {
 	it.claim = &claim{consumer: name, iter: iter}
 	it.lastSeen = time.Now()
 	go r.readKept(id, iter)
+	if !r.opt.Follow {
+		r.detach()
+	}
 	return true, nil
 }
 
@@ -655,6 +669,18 @@ func (r *receiver) release(it *inItem) {
 	defer cancel()
 	_ = r.js.DeleteConsumer(ctx, r.s.stream, it.claim.consumer)
 	it.claim = nil
+}
+
+// detach makes a receiver without Follow that took a kept item stop being
+// an audience for other items: senders learn it left and keep their items
+// for the next receiver, so that one receiver takes one item.
+func (r *receiver) detach() {
+	if r.detached.Swap(true) {
+		return
+	}
+	_ = r.live.Unsubscribe() // the item comes from the store
+	r.ctlBuf = appendCtl(r.ctlBuf[:0], ctlLeave, 0, r.rid)
+	_ = r.c.nc.Publish(r.s.join(), r.ctlBuf)
 }
 
 // post hands an event to the receiver's loop, unless it has returned.

@@ -27,7 +27,8 @@ type SendResult struct {
 
 // member is a receiver attached to the item being sent.
 type member struct {
-	acked    uint64 // bytes it wrote out; length+1 once it wrote the end
+	acked    uint64 // where the window counts from: its join point, then its acks
+	wrote    uint64 // what it acked writing out; length+1 once it wrote the end
 	progress time.Time
 	probing  bool
 }
@@ -145,7 +146,12 @@ func (snd *sender) listen(rolled chan<- bool) error {
 				continue
 			}
 			if m.Subject != itemSubject {
-				cm.offset = ^uint64(0) // on the join subject: from now on
+				// On the join subject: a join counts from now on; a leave
+				// there carries no offset of this item.
+				cm.offset = 0
+				if cm.kind == ctlJoin {
+					cm.offset = ^uint64(0)
+				}
 			} else if cm.kind == ctlJoin {
 				cm.offset = 0 // answered our roll call: attached from the start
 			}
@@ -295,8 +301,9 @@ func (snd *sender) handle(cm ctlMsg) {
 		if cm.offset > snd.offset {
 			snd.endOut = true
 		}
-		if m != nil && cm.offset > m.acked {
-			m.acked, m.progress, m.probing = cm.offset, time.Now(), false
+		if m != nil && cm.offset > m.wrote {
+			m.wrote = cm.offset
+			m.acked, m.progress, m.probing = max(m.acked, cm.offset), time.Now(), false
 			snd.noteDelivered(cm.offset)
 		}
 	case ctlAlive:
@@ -310,7 +317,7 @@ func (snd *sender) handle(cm ctlMsg) {
 		if m == nil {
 			return
 		}
-		at := m.acked
+		at := m.wrote // a leave on the item's inbox says what it wrote out
 		if cm.kind == ctlLeave && cm.offset > at {
 			at = cm.offset
 		}
@@ -502,7 +509,7 @@ func (snd *sender) finish(ctx context.Context) error {
 	for {
 		done, pending := false, 0
 		for _, m := range snd.members {
-			if m.acked > snd.offset {
+			if m.wrote > snd.offset {
 				done = true
 			} else {
 				pending++

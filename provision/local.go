@@ -106,7 +106,7 @@ func (l Local) start(ctx context.Context, token string) (Endpoint, error) {
 		"--listen", "127.0.0.1:0",
 		"--store", l.Paths.StoreDir(),
 		"--token-file", l.Paths.tokenFile(),
-		"--ready")
+		"--ready", "--log")
 	cmd.Stderr = logf
 	cmd.Dir = "/"
 	cmd.Env = append(os.Environ(), "SKYPIPE_TOKEN=") // never pass a token along by accident
