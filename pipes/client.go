@@ -2,6 +2,7 @@ package pipes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -51,4 +52,39 @@ func (c *Client) requestMsg(ctx context.Context, m *nats.Msg) (*nats.Msg, error)
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	return c.nc.RequestMsgWithContext(ctx, m)
+}
+
+// watch returns a context that ends when ctx does or when the connection to
+// the satellite is lost, and a function that translates an error caused by
+// the loss into ErrDisconnected. stop releases the watch.
+func (c *Client) watch(ctx context.Context) (context.Context, func(error) error, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	ch := c.nc.StatusChanged(nats.DISCONNECTED, nats.CLOSED)
+	go func() {
+		select {
+		case <-ch:
+			cancel(ErrDisconnected)
+		case <-ctx.Done():
+		}
+	}()
+	if !c.nc.IsConnected() {
+		cancel(ErrDisconnected)
+	}
+	explain := func(err error) error {
+		if err != nil && errors.Is(context.Cause(ctx), ErrDisconnected) && !errors.Is(err, ErrDisconnected) {
+			var ie *ItemError
+			if errors.As(err, &ie) {
+				return err // says which item broke, and how far it got
+			}
+			if errors.Is(err, context.Canceled) {
+				return ErrDisconnected
+			}
+			return fmt.Errorf("%w: %v", ErrDisconnected, err)
+		}
+		return err
+	}
+	return ctx, explain, func() {
+		c.nc.RemoveStatusListener(ch)
+		cancel(nil)
+	}
 }

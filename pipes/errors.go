@@ -28,6 +28,10 @@ var (
 	// was reading (it judged this one dead).
 	ErrClaimLost = errors.New("kept item taken over by another receiver")
 
+	// ErrDisconnected: the connection to the satellite was lost mid-way.
+	// What was kept stays kept; what was in flight may not have arrived.
+	ErrDisconnected = errors.New("lost the connection to the satellite")
+
 	// ErrOutput: writing the item out failed (stdout closed, disk full).
 	// The receiver released the item: a kept item stays whole in the pipe.
 	ErrOutput = errors.New("cannot write output")

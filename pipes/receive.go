@@ -91,6 +91,8 @@ type receiver struct {
 	done   chan struct{} // closed when the receiver returns
 
 	items map[string]*inItem
+	// othersHold: kept items found held by another live receiver, and when.
+	othersHold map[string]time.Time
 	// detached: a receiver without Follow that took a kept item wants that
 	// item only; it no longer answers roll calls or takes live items.
 	detached atomic.Bool
@@ -118,14 +120,17 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 	}
 	r := &receiver{
 		c: c, s: s, js: js, rid: nuid.Next(), opt: opt, w: w,
-		events: make(chan event, 64),
-		done:   make(chan struct{}),
-		items:  map[string]*inItem{},
-		last:   time.Now(),
+		events:     make(chan event, 64),
+		done:       make(chan struct{}),
+		items:      map[string]*inItem{},
+		othersHold: map[string]time.Time{},
+		last:       time.Now(),
 	}
 	defer r.close()
+	ctx, explain, stop := c.watch(ctx)
+	defer stop()
 	err = r.run(ctx)
-	return r.res, err
+	return r.res, explain(err)
 }
 
 func (r *receiver) subscribe(subject string, cb nats.MsgHandler) (*nats.Subscription, error) {
@@ -526,18 +531,23 @@ func (r *receiver) claimNext(ctx context.Context) error {
 		if _, seen := r.items[h.item]; seen {
 			continue
 		}
+		if at, ok := r.othersHold[h.item]; ok && time.Since(at) < rescanEvery {
+			continue // held by a live receiver a moment ago: do not ask again yet
+		}
 		r.items[h.item] = &inItem{id: h.item}
 		ok, err = r.claim(ctx, h.item)
 		if err != nil {
 			return err
 		}
 		if ok {
+			delete(r.othersHold, h.item)
 			r.sendCtl(h.item, ctlClaim, 0)
 			if !r.opt.Follow {
 				return nil
 			}
 		} else {
 			delete(r.items, h.item) // someone else's: it may come to us live
+			r.othersHold[h.item] = time.Now()
 		}
 	}
 	return nil

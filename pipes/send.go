@@ -2,6 +2,7 @@ package pipes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -88,7 +89,13 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 		pool:    &sync.Pool{New: func() any { return &chunk{buf: make([]byte, frameHeaderLen+chunkSize)} }},
 	}
 	defer snd.close()
-	return snd.run(ctx, r)
+	ctx, explain, stop := c.watch(ctx)
+	defer stop()
+	res, err := snd.run(ctx, r)
+	if err = explain(err); errors.Is(err, ErrDisconnected) {
+		err = fmt.Errorf("%w after %d bytes of item %s", err, res.Bytes, res.Item)
+	}
+	return res, err
 }
 
 func (snd *sender) close() {

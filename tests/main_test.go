@@ -24,7 +24,11 @@ func (b buildFirst) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "skypipe"), "../cmd/skypipe")
+	args := []string{"build", "-o", filepath.Join(dir, "skypipe")}
+	if os.Getenv("SKYPIPE_TEST_RACE") != "" {
+		args = append(args, "-race") // the binary under test, with the race detector
+	}
+	build := exec.Command("go", append(args, "../cmd/skypipe")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building skypipe:", err)
