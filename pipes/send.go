@@ -407,8 +407,8 @@ func (snd *sender) send(ctx context.Context, ch *chunk) error {
 				return err
 			}
 		}
-		lo, any := snd.minAcked()
-		if !any || end-lo <= liveWindow {
+		lo, someone := snd.minAcked()
+		if !someone || end-lo <= liveWindow {
 			break
 		}
 		if err := snd.wait(ctx); err != nil {
@@ -457,7 +457,9 @@ func (snd *sender) startKeeping(ctx context.Context) error {
 	snd.kept = true
 	snd.keptFrom = snd.delivered
 	if snd.offset > ringSize && snd.keptFrom < snd.offset-ringSize {
-		snd.keptFrom = snd.offset - ringSize // cannot happen: the window forbids it
+		// Only bytes sent to receivers that died before acking them are
+		// older than the ring: those went to the receivers attached then.
+		snd.keptFrom = snd.offset - ringSize
 	}
 	w, err := snd.c.newStoreWriter(snd.s, snd.item)
 	if err != nil {
