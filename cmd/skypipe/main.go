@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"unicode/utf8"
 
@@ -13,8 +14,28 @@ import (
 	"github.com/skypipe/skypipe/pipes"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; without
+// it, versionString falls back on what the Go toolchain recorded.
 var version = "dev"
+
+func versionString() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return version + " (" + s.Value[:12] + ")"
+		}
+	}
+	return version
+}
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -26,7 +47,7 @@ func run(args []string) int {
 		kong.Name("skypipe"),
 		kong.Description(description),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-		kong.Vars{"version": version},
+		kong.Vars{"version": versionString()},
 	)
 	if err != nil {
 		return fail(err)
