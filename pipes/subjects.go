@@ -53,3 +53,7 @@ func lastToken(subject string) string {
 	}
 	return subject
 }
+
+// LiveSubject is the subject the live frames of an item of pipe name travel
+// on: for tools and tests that watch or probe a pipe from outside.
+func LiveSubject(name, item string) string { return newSubjects(name).live(item) }

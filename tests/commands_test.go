@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/skypipe/skypipe/embedded"
 	"github.com/skypipe/skypipe/pipes"
@@ -36,6 +39,9 @@ const pollEvery = 10 * time.Millisecond
 //	sigpid SIG PIDFILE     send SIG (KILL, INT, TERM, STOP, CONT) to the pid in PIDFILE
 //	waitgone PIDFILE       wait until the process in PIDFILE has exited
 //	sumeq FILE FILE        the two files have the same SHA-256
+//	inject PIPE CASE       publish a live item whose frames are damaged as CASE
+//	                       says (gap, checksum, duplicate, garbage), as a raw
+//	                       NATS client with the satellite's credentials would
 var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"satellite": cmdSatellite,
 	"attached":  cmdAttached,
@@ -45,6 +51,7 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"sigpid":    cmdSigPid,
 	"waitgone":  cmdWaitGone,
 	"sumeq":     cmdSumEq,
+	"inject":    cmdInject,
 }
 
 func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {
@@ -62,6 +69,12 @@ func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {
 
 // client connects to the satellite a script's skypipe would use.
 func client(ts *testscript.TestScript) (*pipes.Client, func()) {
+	nc := conn(ts)
+	return pipes.New(nc), nc.Close
+}
+
+// conn connects to the satellite a script's skypipe would use.
+func conn(ts *testscript.TestScript) *nats.Conn {
 	var ep provision.Endpoint
 	var err error
 	if u := ts.Getenv("SKYPIPE_URL"); u != "" {
@@ -73,7 +86,7 @@ func client(ts *testscript.TestScript) (*pipes.Client, func()) {
 	ts.Check(err)
 	nc, err := provision.Dial(ep)
 	ts.Check(err)
-	return pipes.New(nc), nc.Close
+	return nc
 }
 
 // waitFor polls cond until it holds, or fails the script after waitLimit.
@@ -234,4 +247,49 @@ func sum(ts *testscript.TestScript, file string) string {
 	_, err = io.Copy(h, f)
 	ts.Check(err)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// frame builds a frame as pipes/frame.go documents it, independently of the
+// code under test: version 1, flags, CRC-32C, offset, data.
+func frame(flags byte, offset uint64, data string) []byte {
+	b := make([]byte, 16+len(data))
+	b[0], b[1] = 1, flags
+	binary.BigEndian.PutUint64(b[8:16], offset)
+	copy(b[16:], data)
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	sum := crc32.Update(0, tab, b[0:4])
+	sum = crc32.Update(sum, tab, b[8:16])
+	sum = crc32.Update(sum, tab, b[16:])
+	binary.BigEndian.PutUint32(b[4:8], sum)
+	return b
+}
+
+func cmdInject(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: inject PIPE gap|checksum|duplicate|garbage")
+	}
+	const lineStart = 1 << 2
+	first := frame(lineStart, 0, "good line\n")
+	var bad [][]byte
+	switch args[1] {
+	case "gap":
+		bad = [][]byte{frame(lineStart, 100, "after a gap\n")}
+	case "checksum":
+		f := frame(lineStart, 10, "damaged\n")
+		f[len(f)-2] ^= 0x20
+		bad = [][]byte{f}
+	case "duplicate":
+		bad = [][]byte{frame(lineStart, 0, "good line\n")}
+	case "garbage":
+		bad = [][]byte{[]byte("not a frame at all")}
+	default:
+		ts.Fatalf("unknown case %q", args[1])
+	}
+	nc := conn(ts)
+	defer nc.Close()
+	subject := pipes.LiveSubject(args[0], "injected"+args[1])
+	for _, f := range append([][]byte{first}, bad...) {
+		ts.Check(nc.Publish(subject, f))
+	}
+	ts.Check(nc.Flush())
 }
