@@ -7,10 +7,13 @@ import (
 )
 
 // Control messages between receivers and senders. Each is one kind byte, an
-// offset (big-endian uint64) and the receiver's id:
+// offset (big-endian uint64) and the receiver's id; an ack has a second
+// offset before the id:
 //
 //	ctlJoin   a receiver is attached (reply to a roll call, or on the join subject)
-//	ctlAck    a receiver wrote the item out up to offset (end included at length+1)
+//	ctlAck    a receiver wrote the item out up to offset (end included at
+//	          length+1) and took it in up to the second offset (bytes
+//	          waiting behind another item's open line: see output.go)
 //	ctlClaim  a receiver took the kept item: it reads it from the store, not live
 //	ctlLeave  a receiver detaches; offset is what it wrote of the item
 const (
@@ -34,9 +37,10 @@ const (
 )
 
 type ctlMsg struct {
-	kind   byte
-	offset uint64
-	rid    string
+	kind     byte
+	offset   uint64
+	accepted uint64 // acks only: taken in, written or waiting
+	rid      string
 }
 
 func appendCtl(b []byte, kind byte, offset uint64, rid string) []byte {
@@ -45,16 +49,31 @@ func appendCtl(b []byte, kind byte, offset uint64, rid string) []byte {
 	return append(b, rid...)
 }
 
+func appendAck(b []byte, written, accepted uint64, rid string) []byte {
+	b = append(b, ctlAck)
+	b = binary.BigEndian.AppendUint64(b, written)
+	b = binary.BigEndian.AppendUint64(b, accepted)
+	return append(b, rid...)
+}
+
 func parseCtl(b []byte) (ctlMsg, bool) {
 	if len(b) <= ctlHeaderLen {
 		return ctlMsg{}, false
 	}
-	switch b[0] {
-	case ctlJoin, ctlAck, ctlClaim, ctlLeave:
+	m := ctlMsg{kind: b[0], offset: binary.BigEndian.Uint64(b[1:9])}
+	switch m.kind {
+	case ctlAck:
+		if len(b) <= ctlHeaderLen+8 {
+			return ctlMsg{}, false
+		}
+		m.accepted = max(m.offset, binary.BigEndian.Uint64(b[9:17]))
+		m.rid = string(b[17:])
+	case ctlJoin, ctlClaim, ctlLeave:
+		m.rid = string(b[9:])
 	default:
 		return ctlMsg{}, false
 	}
-	return ctlMsg{kind: b[0], offset: binary.BigEndian.Uint64(b[1:9]), rid: string(b[9:])}, true
+	return m, true
 }
 
 // ctlQueue is an unbounded FIFO of control messages: whoever pushes never

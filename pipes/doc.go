@@ -58,16 +58,25 @@
 // Acks, joins and leaves reach the sender through one channel, so an ack is
 // never read after the leave that followed it.
 //
+// Acks carry two offsets: what the receiver wrote out, and what it took in.
+// A receiver writes several items to one output but never one inside
+// another's line, so bytes may wait behind another item's open line
+// (output.go); those count as taken in, up to a limit, so that two
+// receivers waiting on each other's open lines never hold both senders.
+//
 // # Kept: a work-queue stream, one claimant per item
 //
 // With nobody attached, the sender stores the item: a head marker, then
 // every later frame, each confirmed by the satellite (at most 64 in flight).
-// If the receivers of a live item all leave mid-way, the sender keeps the
-// rest from the first byte none of them wrote out: it holds the bytes it
-// sent live that are not yet acked by everyone (a ring of liveWindow plus
-// one chunk) for exactly this. Once an item is kept, all the rest of it is
-// kept as well, so that whoever takes it gets it whole; receivers attached
-// meanwhile also get it live, from where they attached.
+// When a receiver of a live item leaves (or is found dead) having written
+// the item out up to some byte, and no remaining receiver was attached
+// before that byte, nobody will write out what follows: the sender keeps
+// the item from there. It holds the bytes it sent live that not every
+// receiver has taken in (a ring of liveWindow plus one chunk) for exactly
+// this. Once an item is kept, all the rest of it is kept as well, so that
+// whoever takes it gets it whole; receivers attached meanwhile also get it
+// live, from where they attached. A receiver that attaches after the end
+// of an item went out live is not waited for.
 //
 // A receiver takes a kept item by creating a consumer filtered on that
 // item's subjects (skypipe.<token>.*.<item>). A work-queue stream refuses a

@@ -68,14 +68,18 @@ func TestFrameDamageIsDetected(t *testing.T) {
 }
 
 func TestControlRoundTrip(t *testing.T) {
-	for _, kind := range []byte{ctlJoin, ctlAck, ctlClaim, ctlLeave} {
+	ack, ok := parseCtl(appendAck(nil, 10, 25, "RID"))
+	if !ok || ack.kind != ctlAck || ack.offset != 10 || ack.accepted != 25 || ack.rid != "RID" {
+		t.Errorf("ack: got %+v, %v", ack, ok)
+	}
+	for _, kind := range []byte{ctlJoin, ctlClaim, ctlLeave} {
 		b := appendCtl(nil, kind, 1<<33+5, "RID123")
 		m, ok := parseCtl(b)
 		if !ok || m.kind != kind || m.offset != 1<<33+5 || m.rid != "RID123" {
 			t.Errorf("kind %c: got %+v, %v", kind, m, ok)
 		}
 	}
-	for _, bad := range [][]byte{nil, {ctlAck}, appendCtl(nil, 'Z', 0, "r"), appendCtl(nil, ctlAck, 0, "")} {
+	for _, bad := range [][]byte{nil, {ctlAck}, appendCtl(nil, 'Z', 0, "r"), appendCtl(nil, ctlJoin, 0, ""), appendCtl(nil, ctlAck, 0, "r")} {
 		if _, ok := parseCtl(bad); ok {
 			t.Errorf("parseCtl(%q) accepted", bad)
 		}

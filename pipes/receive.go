@@ -66,6 +66,7 @@ type inItem struct {
 	written  uint64 // offset up to which the item was written out
 	held     []byte // bytes waiting for another item's line to end
 	heldEnd  bool   // the end arrived behind held bytes
+	queued   bool   // it is in the receiver's waiting queue
 	lastSeen time.Time
 	probing  bool
 	gone     bool // a probe found the sender gone
@@ -96,8 +97,9 @@ type receiver struct {
 	// detached: a receiver without Follow that took a kept item wants that
 	// item only; it no longer answers roll calls or takes live items.
 	detached atomic.Bool
-	primary  string // the item whose end ends a receiver without Follow
-	owner    string // the item whose line is open on the output
+	primary  string    // the item whose end ends a receiver without Follow
+	owner    string    // the item whose line is open on the output
+	waiting  []*inItem // items with held bytes, first come first served
 	claims   int
 	res      ReceiveResult
 	last     time.Time // when anything last arrived
@@ -274,11 +276,18 @@ func (r *receiver) handleLive(ctx context.Context, id string, f frame) error {
 	}
 	if it.claim != nil || it.done {
 		// Read from the store instead; keep the sender from waiting on us.
-		r.sendCtl(id, ctlAck, f.offset+uint64(len(f.data))+boolToUint(f.end()))
+		done := f.offset + uint64(len(f.data)) + boolToUint(f.end())
+		r.sendAck(id, done, done)
 		return nil
 	}
 	it.lastSeen = time.Now()
 	r.last = it.lastSeen
+	if !it.started && f.end() && f.offset > 0 {
+		// Attached just as it ended: nothing of it is ours to write.
+		it.done = true
+		r.sendAck(id, f.offset+1, f.offset+1)
+		return nil
+	}
 	if !it.started {
 		it.started = true
 		if r.primary == "" && !r.opt.Follow {
@@ -367,66 +376,6 @@ func (r *receiver) accept(ctx context.Context, it *inItem, f frame) error {
 	return nil
 }
 
-// write puts an item's bytes on the output, never inside another item's
-// line: while another item's line is open, they wait.
-func (r *receiver) write(it *inItem, data []byte) error {
-	if r.owner != "" && r.owner != it.id {
-		it.held = append(it.held, data...)
-		return nil
-	}
-	if err := r.emit(it, data); err != nil {
-		return err
-	}
-	return r.flushHeld()
-}
-
-func (r *receiver) emit(it *inItem, data []byte) error {
-	n, err := r.w.Write(data)
-	it.written += uint64(n)
-	r.res.Bytes += uint64(n)
-	if err != nil {
-		return &ItemError{Item: it.id, Written: it.written, Err: fmt.Errorf("%w: %v", ErrOutput, err)}
-	}
-	if data[len(data)-1] == '\n' {
-		r.owner = ""
-	} else {
-		r.owner = it.id
-	}
-	if it.claim == nil {
-		r.sendCtl(it.id, ctlAck, it.written)
-	}
-	return nil
-}
-
-// flushHeld writes out bytes that waited for a line to end, as long as the
-// output is at a line boundary.
-func (r *receiver) flushHeld() error {
-	for r.owner == "" {
-		var next *inItem
-		for _, it := range r.items {
-			if len(it.held) > 0 {
-				next = it
-				break
-			}
-		}
-		if next == nil {
-			return nil
-		}
-		data := next.held
-		next.held = nil
-		if err := r.emit(next, data); err != nil {
-			return err
-		}
-		if next.heldEnd {
-			next.heldEnd = false
-			if err := r.end(context.Background(), next); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // end completes an item: a kept one leaves the pipe, a live one's sender
 // learns it was written out.
 func (r *receiver) end(ctx context.Context, it *inItem) error {
@@ -442,7 +391,7 @@ func (r *receiver) end(ctx context.Context, it *inItem) error {
 		}
 		r.release(it)
 	} else {
-		r.sendCtl(it.id, ctlAck, it.written+1)
+		r.sendAck(it.id, it.written+1, it.written+1)
 	}
 	if err := r.flushHeld(); err != nil {
 		return err
@@ -703,6 +652,13 @@ func (r *receiver) post(ev event) {
 
 func (r *receiver) sendCtl(id string, kind byte, offset uint64) {
 	r.ctlBuf = appendCtl(r.ctlBuf[:0], kind, offset, r.rid)
+	_ = r.c.nc.Publish(r.s.item(id), r.ctlBuf)
+}
+
+// sendAck tells an item's sender what this receiver wrote out, and up to
+// where it took the item in (written, or held behind another item's line).
+func (r *receiver) sendAck(id string, written, accepted uint64) {
+	r.ctlBuf = appendAck(r.ctlBuf[:0], written, accepted, r.rid)
 	_ = r.c.nc.Publish(r.s.item(id), r.ctlBuf)
 }
 

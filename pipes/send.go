@@ -28,7 +28,8 @@ type SendResult struct {
 
 // member is a receiver attached to the item being sent.
 type member struct {
-	acked    uint64 // where the window counts from: its join point, then its acks
+	from     uint64 // where it started: 0 if it answered the roll call, else its join point
+	acked    uint64 // where the window counts from: from, then its acks
 	wrote    uint64 // what it acked writing out; length+1 once it wrote the end
 	progress time.Time
 	probing  bool
@@ -52,14 +53,21 @@ type sender struct {
 	subs []*nats.Subscription
 	done chan struct{}
 
-	members   map[string]*member
-	claimant  string
-	kept      bool   // once true, every later byte is stored as well
-	keptFrom  uint64 // offset of the first kept byte
-	offset    uint64 // bytes read so far
-	delivered uint64 // the most any receiver wrote out
-	endOut    bool   // a receiver wrote out the end of the item
-	ring      ring   // the last bytes sent live, for keeping what no one took
+	members  map[string]*member
+	claimant string
+	kept     bool   // once true, every later byte is stored as well
+	keptFrom uint64 // offset of the first kept byte
+	// keepFrom is where keeping must start once due: the lowest offset a
+	// departed receiver did not write out and no remaining receiver that
+	// was attached before it will; mustKeep says it is due now.
+	keepFrom uint64
+	mustKeep bool
+	offset   uint64 // bytes read so far
+	endOut   bool   // a receiver wrote out the end of the item
+	// liveEnded: the end frame went out live, so a receiver that joins
+	// now cannot get it and is not waited for.
+	liveEnded bool
+	ring      ring // the last bytes sent live, for keeping what no one took
 	store     *storeWriter
 	pool      *sync.Pool
 	out       []byte // scratch frame for storing retained bytes
@@ -296,22 +304,21 @@ func (snd *sender) handle(cm ctlMsg) {
 	m := snd.members[cm.rid]
 	switch cm.kind {
 	case ctlJoin:
-		if m != nil || cm.rid == snd.claimant {
-			return
+		if m != nil || cm.rid == snd.claimant || snd.liveEnded {
+			return // known, reading the store, or too late: the end went out
 		}
 		at := cm.offset
 		if at > snd.offset {
 			at = snd.offset
 		}
-		snd.members[cm.rid] = &member{acked: at, progress: time.Now()}
+		snd.members[cm.rid] = &member{from: at, acked: at, progress: time.Now()}
 	case ctlAck:
 		if cm.offset > snd.offset {
 			snd.endOut = true
 		}
-		if m != nil && cm.offset > m.wrote {
-			m.wrote = cm.offset
-			m.acked, m.progress, m.probing = max(m.acked, cm.offset), time.Now(), false
-			snd.noteDelivered(cm.offset)
+		if m != nil && (cm.offset > m.wrote || cm.accepted > m.acked) {
+			m.wrote = max(m.wrote, cm.offset)
+			m.acked, m.progress, m.probing = max(m.acked, cm.accepted), time.Now(), false
 		}
 	case ctlAlive:
 		if m != nil {
@@ -324,22 +331,31 @@ func (snd *sender) handle(cm ctlMsg) {
 		if m == nil {
 			return
 		}
-		at := m.wrote // a leave on the item's inbox says what it wrote out
+		at := max(m.wrote, m.from) // a leave on the item's inbox says what it wrote out
 		if cm.kind == ctlLeave && cm.offset > at {
 			at = cm.offset
 		}
-		snd.noteDelivered(at)
 		delete(snd.members, cm.rid)
+		snd.departed(at)
 	}
 }
 
-func (snd *sender) noteDelivered(at uint64) {
-	if at > snd.offset { // the end was written out
-		at = snd.offset
+// departed notes that a receiver left having written the item out up to
+// at. If no remaining receiver was there before at, nobody will write out
+// the bytes from at on: they must be kept, from at.
+func (snd *sender) departed(at uint64) {
+	if at > snd.offset { // it wrote the end: the item is delivered
+		return
 	}
-	if at > snd.delivered {
-		snd.delivered = at
+	for _, m := range snd.members {
+		if m.from <= at {
+			return // m writes the bytes from at on, or departs itself
+		}
 	}
+	if !snd.mustKeep || at < snd.keepFrom {
+		snd.keepFrom = at
+	}
+	snd.mustKeep = true
 }
 
 // drain applies every control message already there.
@@ -402,7 +418,7 @@ func (snd *sender) send(ctx context.Context, ch *chunk) error {
 	snd.drain()
 	end := ch.offset + uint64(ch.n)
 	for {
-		if !snd.kept && len(snd.members) == 0 {
+		if !snd.kept && (len(snd.members) == 0 || snd.mustKeep) {
 			if err := snd.startKeeping(ctx); err != nil {
 				return err
 			}
@@ -455,10 +471,10 @@ func (snd *sender) publishLive(frame []byte) error {
 // first byte no receiver wrote out, then the retained bytes from there.
 func (snd *sender) startKeeping(ctx context.Context) error {
 	snd.kept = true
-	snd.keptFrom = snd.delivered
+	snd.keptFrom = snd.keepFrom
 	if snd.offset > ringSize && snd.keptFrom < snd.offset-ringSize {
-		// Only bytes sent to receivers that died before acking them are
-		// older than the ring: those went to the receivers attached then.
+		// Cannot happen: a receiver departs within liveWindow of the
+		// offset, and the ring holds more than that.
 		snd.keptFrom = snd.offset - ringSize
 	}
 	w, err := snd.c.newStoreWriter(snd.s, snd.item)
@@ -491,7 +507,7 @@ func (snd *sender) finish(ctx context.Context) error {
 		return err // interrupted at the very end: still not a whole item
 	}
 	snd.drain()
-	if !snd.kept && len(snd.members) == 0 {
+	if !snd.kept && (len(snd.members) == 0 || snd.mustKeep) {
 		if err := snd.startKeeping(ctx); err != nil {
 			return err
 		}
@@ -508,6 +524,7 @@ func (snd *sender) finish(ctx context.Context) error {
 			return err
 		}
 	}
+	snd.liveEnded = true
 	if err := snd.c.nc.FlushTimeout(apiTimeout); err != nil {
 		return fmt.Errorf("sending: %w", err)
 	}
@@ -516,25 +533,24 @@ func (snd *sender) finish(ctx context.Context) error {
 	}
 	// Live only: wait until each receiver wrote the end or left.
 	for {
-		done, pending := false, 0
+		pending := 0
 		for _, m := range snd.members {
-			if m.wrote > snd.offset {
-				done = true
-			} else {
+			if m.wrote <= snd.offset {
 				pending++
 			}
 		}
 		if pending == 0 {
-			if done || snd.endOut {
-				return nil
-			}
 			break
 		}
 		if err := snd.wait(ctx); err != nil {
 			return err
 		}
 	}
-	// Everyone left before the end: keep what none of them wrote out.
+	if snd.endOut && !snd.mustKeep {
+		return nil
+	}
+	// Receivers left before the end with bytes nobody wrote out: keep them
+	// (from keepFrom, or the whole item if nobody wrote out anything).
 	if err := snd.startKeeping(ctx); err != nil {
 		return err
 	}

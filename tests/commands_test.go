@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,6 +40,9 @@ const pollEvery = 10 * time.Millisecond
 //	sigpid SIG PIDFILE     send SIG (KILL, INT, TERM, STOP, CONT) to the pid in PIDFILE
 //	waitgone PIDFILE       wait until the process in PIDFILE has exited
 //	sumeq FILE FILE        the two files have the same SHA-256
+//	linesin GLOB FILE...   every line of each FILE is in the files GLOB matches,
+//	                       whole or split across two of them (an item kept
+//	                       from the byte where its last receiver left)
 //	inject PIPE CASE       publish a live item whose frames are damaged as CASE
 //	                       says (gap, checksum, duplicate, garbage), as a raw
 //	                       NATS client with the satellite's credentials would
@@ -52,6 +56,7 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"waitgone":  cmdWaitGone,
 	"sumeq":     cmdSumEq,
 	"inject":    cmdInject,
+	"linesin":   cmdLinesIn,
 }
 
 func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {
@@ -292,4 +297,46 @@ func cmdInject(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(nc.Publish(subject, f))
 	}
 	ts.Check(nc.Flush())
+}
+
+func cmdLinesIn(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: linesin GLOB FILE...")
+	}
+	outs, err := filepath.Glob(ts.MkAbs(args[0]))
+	ts.Check(err)
+	have := map[string]bool{}
+	for _, f := range outs {
+		b, err := os.ReadFile(f)
+		ts.Check(err)
+		for _, l := range strings.Split(string(b), "\n") {
+			have[l] = true
+		}
+	}
+	missing := 0
+	for _, want := range args[1:] {
+		b, err := os.ReadFile(ts.MkAbs(want))
+		ts.Check(err)
+		for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if have[l] || split(l, have) {
+				continue
+			}
+			if missing++; missing <= 5 {
+				ts.Logf("missing line %q of %s", l, want)
+			}
+		}
+	}
+	if missing > 0 {
+		ts.Fatalf("%d line(s) lost", missing)
+	}
+}
+
+// split tells whether line stands in have as a head and a tail.
+func split(line string, have map[string]bool) bool {
+	for i := 1; i < len(line); i++ {
+		if have[line[:i]] && have[line[i:]] {
+			return true
+		}
+	}
+	return false
 }
