@@ -76,8 +76,8 @@ func fail(err error) int {
 		hintf("check the token in SKYPIPE_URL (nats://TOKEN@host:port)")
 	case errors.Is(err, provision.ErrUnreachable):
 		hintf("check the address, or unset SKYPIPE_URL to use the local satellite")
-	case errors.Is(err, provision.ErrNoLocal):
-		return exitFailure
+	case errors.Is(err, pipes.ErrDisconnected):
+		hintf("'skypipe status' tells whether the satellite answers")
 	}
 	return exitFailure
 }
