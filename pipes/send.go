@@ -468,7 +468,7 @@ func (snd *sender) publishLive(frame []byte) error {
 }
 
 // startKeeping switches the item to kept: the store gets a head at the
-// first byte no receiver wrote out, then the retained bytes from there.
+// first byte due to be kept (keepFrom), then the bytes the ring holds from there.
 func (snd *sender) startKeeping(ctx context.Context) error {
 	snd.kept = true
 	snd.keptFrom = snd.keepFrom
