@@ -71,9 +71,9 @@
 // When a receiver of a live item leaves (or is found dead) having written
 // the item out up to some byte, and no remaining receiver was attached
 // before that byte, nobody will write out what follows: the sender keeps
-// the item from there. It holds the bytes it sent live that not every
-// receiver has taken in (a ring of liveWindow plus one chunk) for exactly
-// this. Once an item is kept, all the rest of it is kept as well, so that
+// the item from there. It holds the bytes it sent live that a receiver may
+// not have written out yet (a ring of liveWindow, holdLimit and two chunks,
+// 9.5 MiB) for exactly this. Once an item is kept, all the rest of it is kept as well, so that
 // whoever takes it gets it whole; receivers attached meanwhile also get it
 // live, from where they attached. A receiver that attaches after the end
 // of an item went out live is not waited for.

@@ -19,8 +19,9 @@ import (
 // stopped mid-line) the waiting bytes are written out anyway: lines are
 // kept whole up to holdLimit bytes.
 
-// holdLimit is how many bytes of an item may wait behind an open line.
-const holdLimit = liveWindow
+// holdLimit is how many bytes of an item may wait behind an open line: the
+// longest line kept whole. Senders keep this much more in their ring.
+const holdLimit = 1 << 20
 
 // write puts an item's bytes on the output, or makes them wait.
 func (r *receiver) write(it *inItem, data []byte) error {

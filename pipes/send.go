@@ -121,7 +121,8 @@ func (snd *sender) close() {
 // sender before it reads them. The reading goroutine never blocks, so this
 // is only reached by a flood; past it NATS drops the subscription's
 // messages, which the sender notices as a stalled receiver and probes.
-const ctlBacklog = 1 << 16
+// Small, since every sender, a trigger's too, allocates it at start.
+const ctlBacklog = 4096
 
 // listen takes in the item's control subject and the pipe's join subject on
 // one channel, so that the NATS connection hands them over in the order they
@@ -473,8 +474,9 @@ func (snd *sender) startKeeping(ctx context.Context) error {
 	snd.kept = true
 	snd.keptFrom = snd.keepFrom
 	if snd.offset > ringSize && snd.keptFrom < snd.offset-ringSize {
-		// Cannot happen: a receiver departs within liveWindow of the
-		// offset, and the ring holds more than that.
+		// Cannot happen: a receiver takes in bytes no further than
+		// liveWindow behind the offset, and writes them out no further
+		// than holdLimit and a chunk behind that; the ring holds more.
 		snd.keptFrom = snd.offset - ringSize
 	}
 	w, err := snd.c.newStoreWriter(snd.s, snd.item)
@@ -560,13 +562,14 @@ func (snd *sender) finish(ctx context.Context) error {
 	return snd.store.wait(ctx)
 }
 
-// ring holds the last liveWindow+chunkSize bytes sent live: all that any
-// attached receiver may not have written out yet.
+// ring holds the last bytes sent live: all that an attached receiver may
+// not have written out yet (up to liveWindow not taken in, and holdLimit
+// and a chunk taken in but waiting behind another item's line).
 type ring struct {
 	buf []byte
 }
 
-const ringSize = liveWindow + chunkSize
+const ringSize = liveWindow + holdLimit + 2*chunkSize
 
 func (r *ring) put(off uint64, data []byte) {
 	if r.buf == nil {
