@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -25,6 +26,26 @@ type Config struct {
 	Token string
 	// Log sends the server's log to stderr.
 	Log bool
+	// MaxStore caps the bytes the JetStream file store may hold; past it,
+	// publishes to streams fail with "insufficient resources". Zero lets
+	// the server pick (three quarters of the free disk).
+	MaxStore int64
+	// Name is the server's name, unique in a cluster ("skypipe" if empty).
+	Name string
+	// Cluster, if its Listen is set, joins the satellite to a JetStream
+	// cluster.
+	Cluster Cluster
+}
+
+// Cluster says how a satellite joins a cluster of satellites.
+type Cluster struct {
+	// Name of the cluster; every member uses the same.
+	Name string
+	// Listen is host:port for routes from the other members.
+	Listen string
+	// Routes are the other members' route addresses (host:port); listing
+	// every member, this one included, is fine.
+	Routes []string
 }
 
 // Server is a running satellite.
@@ -48,16 +69,26 @@ func Start(cfg Config) (*Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	name := cfg.Name
+	if name == "" {
+		name = "skypipe"
+	}
 	opts := &server.Options{
-		ServerName:    "skypipe",
-		Host:          host,
-		Port:          port,
-		JetStream:     true,
-		StoreDir:      cfg.StoreDir,
-		Authorization: cfg.Token,
-		NoSigs:        true,
-		NoLog:         !cfg.Log,
-		MaxPayload:    server.MAX_PAYLOAD_SIZE,
+		ServerName:        name,
+		Host:              host,
+		Port:              port,
+		JetStream:         true,
+		StoreDir:          cfg.StoreDir,
+		Authorization:     cfg.Token,
+		NoSigs:            true,
+		NoLog:             !cfg.Log,
+		MaxPayload:        server.MAX_PAYLOAD_SIZE,
+		JetStreamMaxStore: cfg.MaxStore,
+	}
+	if cfg.Cluster.Listen != "" {
+		if err := clusterOptions(opts, cfg); err != nil {
+			return nil, err
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -71,7 +102,7 @@ func Start(cfg Config) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("%w (listen %s)", ErrNotReady, cfg.Listen)
 	}
-	if !ns.JetStreamEnabled() {
+	if cfg.Cluster.Listen == "" && !ns.JetStreamEnabled() {
 		ns.Shutdown()
 		return nil, fmt.Errorf("%w: JetStream is off", ErrNotReady)
 	}
@@ -92,3 +123,41 @@ func (s *Server) Shutdown() {
 
 // Wait blocks until the satellite stops.
 func (s *Server) Wait() { s.ns.WaitForShutdown() }
+
+// clusterOptions sets the route listener and the routes to the other
+// members. Routes authenticate with the satellite's token, so only members
+// that hold it join.
+func clusterOptions(opts *server.Options, cfg Config) error {
+	host, portStr, err := net.SplitHostPort(cfg.Cluster.Listen)
+	if err != nil {
+		return fmt.Errorf("cluster address %q: %w", cfg.Cluster.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return fmt.Errorf("cluster address %q: give a fixed port, the other members route to it", cfg.Cluster.Listen)
+	}
+	if cfg.Cluster.Name == "" {
+		return errors.New("a cluster needs a name")
+	}
+	if cfg.Name == "" {
+		return errors.New("a cluster member needs a name of its own")
+	}
+	opts.Cluster.Name = cfg.Cluster.Name
+	opts.Cluster.Host = host
+	opts.Cluster.Port = port
+	opts.Cluster.NoAdvertise = false
+	user := url.UserPassword("skypipe", cfg.Token)
+	if cfg.Token == "" {
+		user = nil
+	} else {
+		opts.Cluster.Username = "skypipe"
+		opts.Cluster.Password = cfg.Token
+	}
+	for _, r := range cfg.Cluster.Routes {
+		if _, _, err := net.SplitHostPort(r); err != nil {
+			return fmt.Errorf("route %q: %w", r, err)
+		}
+		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: r, User: user})
+	}
+	return nil
+}

@@ -65,11 +65,16 @@ func (r *receiver) claim(ctx context.Context, id string) (bool, error) {
 		Metadata:      map[string]string{metaReceive: r.rid},
 	}
 	var cons jetstream.Consumer
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		var err error
 		cons, err = r.js.CreateConsumer(ctx, r.s.stream, cfg)
 		if err == nil {
 			break
+		}
+		if transient(ctx, err) && time.Since(start) < failoverWait {
+			time.Sleep(failoverRetry) // a cluster electing a leader
+			continue
 		}
 		var apiErr *jetstream.APIError
 		if !errors.As(err, &apiErr) {
@@ -90,12 +95,12 @@ func (r *receiver) claim(ctx context.Context, id string) (bool, error) {
 		}
 	}
 	// The item may have been finished and removed by another receiver
-	// between our finding it and our claim.
-	req := fmt.Sprintf(`{"seq":0,"next_by_subj":%q}`, r.s.claim(id))
-	m, err := r.c.request(ctx, "$JS.API.DIRECT.GET."+r.s.stream, []byte(req))
-	if err != nil || m.Header.Get("Status") != "" {
+	// between our finding it and our claim (or a replica that answered
+	// our search lagged behind): the stream's leader counted what the
+	// claim has to read when it created it.
+	if cons.CachedInfo().NumPending == 0 {
 		_ = r.js.DeleteConsumer(ctx, r.s.stream, name)
-		return false, err
+		return false, nil
 	}
 	iter, err := cons.Messages(jetstream.PullMaxBytes(keptPull))
 	if err != nil {
@@ -153,7 +158,7 @@ func (r *receiver) clearDeadClaim(ctx context.Context, id string) (bool, error) 
 		}
 		holder := info.Config.Metadata[metaReceive]
 		if holder != "" {
-			if _, err := r.c.nc.Request(r.s.rcv(holder), nil, probeTimeout); err == nil {
+			if !r.c.peerGone(r.s.rcv(holder)) {
 				return false, nil // alive: the item is theirs
 			}
 		}

@@ -2,8 +2,11 @@ package pipes
 
 import (
 	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Control messages between receivers and senders. Each is one kind byte, an
@@ -30,7 +33,8 @@ const (
 	// idleProbe: after this long without news from a peer it waits on, a
 	// party asks whether that peer still lives.
 	idleProbe = 2 * time.Second
-	// probeTimeout: a peer that does not answer a probe in this time is gone.
+	// probeTimeout: a peer that does not answer a probe in this time, while
+	// the satellite itself answers, is gone.
 	probeTimeout = 3 * time.Second
 	// rollCallTimeout bounds the wait for the first answer to a roll call.
 	rollCallTimeout = 2 * time.Second
@@ -108,4 +112,27 @@ func (q *ctlQueue) pop() (ctlMsg, bool) {
 		q.items = nil
 	}
 	return m, true
+}
+
+// peerGone probes a peer's inbox and tells whether the peer is gone. Only a
+// definite answer counts: "no responders" (the satellite knows nobody
+// listens there, as after the peer's process died), or silence to two
+// probes in a row while the satellite itself answers. Silence from a
+// satellite that is paused, overloaded or electing a leader proves
+// nothing, and the peer is kept; so does a first probe lost in a pause.
+func (c *Client) peerGone(subject string) bool {
+	for range 2 {
+		_, err := c.nc.Request(subject, nil, probeTimeout)
+		switch {
+		case err == nil:
+			return false
+		case errors.Is(err, nats.ErrNoResponders):
+			return true
+		case !errors.Is(err, nats.ErrTimeout):
+			return false // the connection is gone: the caller hears of that anyway
+		case c.nc.FlushTimeout(probeTimeout) != nil:
+			return false // the satellite does not answer either
+		}
+	}
+	return true
 }

@@ -32,6 +32,15 @@ var (
 	// What was kept stays kept; what was in flight may not have arrived.
 	ErrDisconnected = errors.New("lost the connection to the satellite")
 
+	// ErrPipeFull: the satellite's store is at its cap; the item being sent
+	// was not kept. Items kept before are untouched.
+	ErrPipeFull = errors.New("pipe full")
+
+	// ErrNotStored: the satellite did not confirm storing a kept item in
+	// time (it is overloaded, or its cluster lost the pipe's leader). The
+	// item is not handed out as whole.
+	ErrNotStored = errors.New("the satellite did not confirm storing the item")
+
 	// ErrOutput: writing the item out failed (stdout closed, disk full).
 	// The receiver released the item: a kept item stays whole in the pipe.
 	ErrOutput = errors.New("cannot write output")

@@ -83,6 +83,9 @@ func parseFrame(buf []byte) (frame, error) {
 		return frame{}, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	f := frame{flags: buf[1], offset: binary.BigEndian.Uint64(buf[8:16]), data: buf[frameHeaderLen:]}
+	if len(f.data) > chunkSize {
+		return frame{}, fmt.Errorf("%w: a frame carries %d bytes, more than the %d a frame may", ErrCorrupt, len(f.data), chunkSize)
+	}
 	if f.end() && len(f.data) != 0 {
 		return frame{}, fmt.Errorf("%w: an end frame carries data", ErrCorrupt)
 	}

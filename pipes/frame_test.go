@@ -3,6 +3,7 @@ package pipes
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -57,6 +58,7 @@ func TestFrameDamageIsDetected(t *testing.T) {
 		{"truncated data", func(b []byte) []byte { return b[:len(b)-1] }},
 		{"end with data", func(b []byte) []byte { return seal(flagEnd, 0, "x") }},
 		{"abort on data", func(b []byte) []byte { return seal(flagAbort, 0, "x") }},
+		{"oversized", func(b []byte) []byte { return seal(0, 0, strings.Repeat("x", chunkSize+1)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFrame(tc.damage(bytes.Clone(good)))

@@ -109,5 +109,28 @@ func FuzzToken(f *testing.F) {
 		if err != nil || back != name {
 			t.Fatalf("NameFromToken(Token(%q)) = %q, %v", name, back, err)
 		}
+		// Every subject of the pipe is a valid literal subject (no
+		// wildcard, no empty token, no space) inside skypipe's namespace,
+		// so two names never share one: the token is injective above.
+		s := newSubjects(name)
+		for _, subj := range []string{s.live("I"), s.head("I"), s.kept("I"), s.item("I"), s.roll(), s.join(), s.rcv("R")} {
+			if !validLiteralSubject(subj) || !strings.HasPrefix(subj, "skypipe."+tok+".") {
+				t.Fatalf("name %q: subject %q is not a literal subject of its own", name, subj)
+			}
+		}
+		if !strings.HasPrefix(s.stream, "SKYPIPE_") || strings.ContainsAny(s.stream, ".*> \t/\\") {
+			t.Fatalf("name %q: stream name %q is not valid", name, s.stream)
+		}
 	})
+}
+
+// validLiteralSubject checks a subject as the NATS server does for a
+// publish: non-empty dot-separated tokens, no wildcards, no whitespace.
+func validLiteralSubject(subj string) bool {
+	for _, tok := range strings.Split(subj, ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n*>") {
+			return false
+		}
+	}
+	return true
 }

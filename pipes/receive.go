@@ -437,7 +437,7 @@ func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
 		it.probing = true
 		go func(id string) {
 			ev := event{item: id, probe: probeAlive}
-			if _, err := r.c.nc.Request(r.s.item(id), nil, probeTimeout); err != nil {
+			if r.c.peerGone(r.s.item(id)) {
 				ev.probe = probeGone
 			}
 			r.post(ev)

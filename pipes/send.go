@@ -236,8 +236,16 @@ func (snd *sender) abort(cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
 	end := sealFrame(make([]byte, frameHeaderLen), flagEnd|flagAbort, snd.offset)
-	if snd.store != nil {
-		_ = snd.store.write(ctx, end)
+	if snd.store != nil && snd.store.started {
+		err := snd.store.write(ctx, end)
+		if err == nil {
+			err = snd.store.wait(ctx)
+		}
+		if err != nil {
+			// The store cannot take the abort mark (full, or lost frames):
+			// take the partial item out, so nobody mistakes it for whole.
+			_ = snd.c.purgeItem(ctx, snd.s, snd.item)
+		}
 	}
 	if len(snd.members) > 0 {
 		_ = snd.publishLive(sealFrame(end, flagEnd|flagAbort|snd.liveFlags(), snd.offset))
@@ -403,8 +411,7 @@ func (snd *sender) probeStalled() {
 		}
 		m.probing = true
 		go func(rid string) {
-			_, err := snd.c.nc.Request(snd.s.rcv(rid), nil, probeTimeout)
-			if err != nil {
+			if snd.c.peerGone(snd.s.rcv(rid)) {
 				snd.ctl.push(ctlMsg{kind: ctlDead, rid: rid})
 				return
 			}

@@ -27,7 +27,46 @@ const (
 	errCodeNoMessage        = 10037
 	errCodeConsumerNotFound = 10014
 	errCodeWQNotUnique      = 10100
+	// The store is at its cap (the server's max_file_store): JetStream
+	// answers "insufficient resources" (10023), or for a stream or account
+	// limit "maximum bytes exceeded" (10028) / "resource limits exceeded"
+	// (10002) / "insufficient storage resources" (10047).
+	errCodeInsufficient     = 10023
+	errCodeJSUnavailable    = 10008
+	errCodeMaxBytes         = 10028
+	errCodeAccountResources = 10002
+	errCodeStorageResources = 10047
 )
+
+// A cluster of satellites that lost a member elects new leaders for its
+// streams in well under a second, and for itself in a few: JetStream calls
+// that time out or find no leader meanwhile are tried again every
+// failoverRetry for failoverWait.
+const (
+	failoverWait  = 30 * time.Second
+	failoverRetry = 250 * time.Millisecond
+)
+
+// transient tells whether err, from a JetStream call made with ctx, may go
+// away once a cluster has elected its leaders.
+func transient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false // the caller's own deadline or cancel
+	}
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.ErrorCode == errCodeJSUnavailable
+	}
+	return false
+}
+
+// ackTimeout: a kept frame the satellite has not confirmed this long after
+// the last confirmation fails the item (ErrNotStored).
+const ackTimeout = apiTimeout
 
 func streamConfig(s subjects) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
@@ -42,16 +81,41 @@ func streamConfig(s subjects) jetstream.StreamConfig {
 	}
 }
 
+// clusterReplicas is how many copies of a pipe's kept items a cluster of
+// satellites holds: a majority survives the loss of any one.
+const clusterReplicas = 3
+
 func (c *Client) ensureStream(ctx context.Context, s subjects) error {
 	js, err := jetstream.New(c.nc)
 	if err != nil {
 		return err
 	}
-	_, err = js.CreateOrUpdateStream(ctx, streamConfig(s))
-	if err != nil {
-		return fmt.Errorf("creating the store of pipe %q: %w", s.name, err)
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	cfg := streamConfig(s)
+	if c.nc.ConnectedClusterName() != "" {
+		cfg.Replicas = clusterReplicas
 	}
-	return nil
+	for {
+		_, err = js.CreateStream(ctx, cfg)
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+			return nil
+		case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficient && cfg.Replicas > 1:
+			c.noticef("the cluster has fewer than %d satellites: pipe %q keeps its items on one", clusterReplicas, s.name)
+			cfg.Replicas = 1
+		case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeJSUnavailable:
+			// A cluster electing its leader: try again shortly.
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("creating the store of pipe %q: %w", s.name, err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		default:
+			return fmt.Errorf("creating the store of pipe %q: %w", s.name, err)
+		}
+	}
 }
 
 // apiError is the error part of a JetStream API response.
@@ -137,11 +201,14 @@ type storeWriter struct {
 	next    uint64 // id of the next publish
 	started bool   // the head is stored
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	pending int
-	err     error
-	msg     nats.Msg
+	mu       sync.Mutex
+	cond     *sync.Cond
+	pending  int
+	progress time.Time // the last confirmation, or the first frame after none pending
+	err      error
+	msg      nats.Msg
+	watchdog *time.Ticker
+	stop     chan struct{}
 }
 
 func (c *Client) newStoreWriter(s subjects, item string) (*storeWriter, error) {
@@ -153,13 +220,35 @@ func (c *Client) newStoreWriter(s subjects, item string) (*storeWriter, error) {
 	}
 	_ = sub.SetPendingLimits(-1, -1)
 	w.sub = sub
+	w.watchdog = time.NewTicker(ackTimeout / 4)
+	w.stop = make(chan struct{})
+	go w.watch()
 	return w, nil
+}
+
+// watch fails the writer when confirmations stop coming: a frame published
+// to a satellite that lost it (a crash, a cluster leader change) is never
+// confirmed, and nobody would wake the sender otherwise.
+func (w *storeWriter) watch() {
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.watchdog.C:
+		}
+		w.mu.Lock()
+		if w.pending > 0 && w.err == nil && time.Since(w.progress) > ackTimeout {
+			w.err = fmt.Errorf("%w (pipe %q, %d frames unconfirmed after %v)", ErrNotStored, w.s.name, w.pending, ackTimeout)
+			w.cond.Broadcast()
+		}
+		w.mu.Unlock()
+	}
 }
 
 func (w *storeWriter) onAck(m *nats.Msg) {
 	var err error
 	if st := m.Header.Get("Status"); st == "503" {
-		err = fmt.Errorf("the store of pipe %q is gone (removed while sending?)", w.s.name)
+		err = fmt.Errorf("%w: no store answered for pipe %q (removed while sending, or its cluster lost a member)", ErrNotStored, w.s.name)
 	} else {
 		var resp struct {
 			Error *apiError `json:"error"`
@@ -172,6 +261,7 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 	}
 	w.mu.Lock()
 	w.pending--
+	w.progress = time.Now()
 	if err != nil && w.err == nil {
 		w.err = err
 	}
@@ -180,6 +270,10 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 }
 
 func storeError(s subjects, e *apiError) error {
+	switch e.ErrCode {
+	case errCodeInsufficient, errCodeMaxBytes, errCodeAccountResources, errCodeStorageResources:
+		return fmt.Errorf("%w: the satellite's store is at its cap; pipe %q kept nothing of this item (%s)", ErrPipeFull, s.name, e.Description)
+	}
 	return fmt.Errorf("storing in pipe %q: %w", s.name, e)
 }
 
@@ -222,6 +316,9 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 		w.mu.Unlock()
 		return err
 	}
+	if w.pending == 0 {
+		w.progress = time.Now()
+	}
 	w.pending++
 	w.mu.Unlock()
 	w.next++
@@ -252,7 +349,15 @@ func (w *storeWriter) wait(ctx context.Context) error {
 }
 
 func (w *storeWriter) close() {
-	if w != nil && w.sub != nil {
+	if w == nil {
+		return
+	}
+	if w.sub != nil {
 		_ = w.sub.Unsubscribe()
+	}
+	if w.stop != nil {
+		w.watchdog.Stop()
+		close(w.stop)
+		w.stop = nil
 	}
 }

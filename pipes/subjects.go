@@ -57,3 +57,13 @@ func lastToken(subject string) string {
 // LiveSubject is the subject the live frames of an item of pipe name travel
 // on: for tools and tests that watch or probe a pipe from outside.
 func LiveSubject(name, item string) string { return newSubjects(name).live(item) }
+
+// KeptSubjects are the subjects an item of pipe name is stored on when it
+// is kept: its head (the first frame) and the rest of its frames.
+func KeptSubjects(name, item string) (head, rest string) {
+	s := newSubjects(name)
+	return s.head(item), s.kept(item)
+}
+
+// StreamName is the JetStream stream that keeps pipe name's items.
+func StreamName(name string) string { return newSubjects(name).stream }

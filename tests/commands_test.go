@@ -38,14 +38,16 @@ const pollEvery = 10 * time.Millisecond
 //	waitsize FILE N        wait until FILE holds at least N bytes
 //	waitlines FILE LINE... wait until FILE holds every LINE as a line
 //	sigpid SIG PIDFILE     send SIG (KILL, INT, TERM, STOP, CONT) to the pid in PIDFILE
-//	waitgone PIDFILE       wait until the process in PIDFILE has exited
+//	waitgone PIDFILE [LIMIT] wait until the process in PIDFILE has exited,
+//	                       failing after LIMIT (a liveness bound, default 30s)
 //	sumeq FILE FILE        the two files have the same SHA-256
 //	linesin GLOB FILE...   every line of each FILE is in the files GLOB matches,
 //	                       whole or split across two of them (an item kept
 //	                       from the byte where its last receiver left)
-//	inject PIPE CASE       publish a live item whose frames are damaged as CASE
-//	                       says (gap, checksum, duplicate, garbage), as a raw
-//	                       NATS client with the satellite's credentials would
+//	inject PIPE CASE [kept] publish a live item (or store a kept one) whose
+//	                       frames are damaged as CASE says (gap, checksum,
+//	                       duplicate, garbage, oversized), as a raw NATS
+//	                       client with the satellite's credentials could
 var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"satellite": cmdSatellite,
 	"attached":  cmdAttached,
@@ -57,6 +59,19 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"sumeq":     cmdSumEq,
 	"inject":    cmdInject,
 	"linesin":   cmdLinesIn,
+
+	// satellites_test.go
+	"satserve":   cmdSatServe,
+	"satcluster": cmdSatCluster,
+	"leader":     cmdLeader,
+	"pause":      cmdPause,
+	"natsdial":   cmdNatsDial,
+	"private":    cmdPrivate,
+	"noargv":     cmdNoArgv,
+	"outcome":    cmdOutcome,
+	// load_test.go
+	"load":    cmdLoad,
+	"inorder": cmdInOrder,
 }
 
 func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {
@@ -96,7 +111,12 @@ func conn(ts *testscript.TestScript) *nats.Conn {
 
 // waitFor polls cond until it holds, or fails the script after waitLimit.
 func waitFor(ts *testscript.TestScript, what string, cond func() (bool, string)) {
-	deadline := time.Now().Add(waitLimit)
+	waitWithin(ts, waitLimit, what, cond)
+}
+
+// waitWithin polls cond until it holds, or fails the script after limit.
+func waitWithin(ts *testscript.TestScript, limit time.Duration, what string, cond func() (bool, string)) {
+	deadline := time.Now().Add(limit)
 	for {
 		ok, state := cond()
 		if ok {
@@ -220,11 +240,17 @@ func cmdSigPid(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: waitgone PIDFILE")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: waitgone PIDFILE [LIMIT]")
+	}
+	limit := waitLimit
+	if len(args) == 2 {
+		var err error
+		limit, err = time.ParseDuration(args[1])
+		ts.Check(err)
 	}
 	pid := readPid(ts, args[0])
-	waitFor(ts, fmt.Sprintf("process %d to exit", pid), func() (bool, string) {
+	waitWithin(ts, limit, fmt.Sprintf("process %d to exit", pid), func() (bool, string) {
 		err := syscall.Kill(pid, 0)
 		if err == syscall.ESRCH {
 			return true, ""
@@ -270,8 +296,8 @@ func frame(flags byte, offset uint64, data string) []byte {
 }
 
 func cmdInject(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 {
-		ts.Fatalf("usage: inject PIPE gap|checksum|duplicate|garbage")
+	if neg || len(args) < 2 || len(args) > 3 || (len(args) == 3 && args[2] != "kept") {
+		ts.Fatalf("usage: inject PIPE gap|checksum|duplicate|garbage|oversized [kept]")
 	}
 	const lineStart = 1 << 2
 	first := frame(lineStart, 0, "good line\n")
@@ -287,12 +313,33 @@ func cmdInject(ts *testscript.TestScript, neg bool, args []string) {
 		bad = [][]byte{frame(lineStart, 0, "good line\n")}
 	case "garbage":
 		bad = [][]byte{[]byte("not a frame at all")}
+	case "oversized":
+		bad = [][]byte{frame(lineStart, 10, strings.Repeat("x", 512<<10))}
 	default:
 		ts.Fatalf("unknown case %q", args[1])
 	}
 	nc := conn(ts)
 	defer nc.Close()
-	subject := pipes.LiveSubject(args[0], "injected"+args[1])
+	item := "injected" + args[1]
+	if len(args) == 3 {
+		// A kept item: a head frame, then the rest, stored as a sender would.
+		head, rest := pipes.KeptSubjects(args[0], item)
+		subjects := []string{head}
+		frames := [][]byte{frame(0, 0, ""), first}
+		frames = append(frames, bad...)
+		for range frames[1:] {
+			subjects = append(subjects, rest)
+		}
+		for i, f := range frames {
+			resp, err := nc.Request(subjects[i], f, 5*time.Second)
+			ts.Check(err)
+			if strings.Contains(string(resp.Data), `"error"`) {
+				ts.Fatalf("the store refused frame %d: %s", i, resp.Data)
+			}
+		}
+		return
+	}
+	subject := pipes.LiveSubject(args[0], item)
 	for _, f := range append([][]byte{first}, bad...) {
 		ts.Check(nc.Publish(subject, f))
 	}

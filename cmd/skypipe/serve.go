@@ -6,17 +6,27 @@ import (
 	"net"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/skypipe/skypipe/embedded"
 	"github.com/skypipe/skypipe/provision"
 )
 
 // ServeCmd runs a satellite in the foreground.
 type ServeCmd struct {
-	Listen    string `help:"Address to listen on." default:"127.0.0.1:4222" env:"SKYPIPE_LISTEN"`
-	Store     string `help:"Directory of the JetStream store." default:"./skypipe-store" env:"SKYPIPE_STORE" type:"path"`
-	TokenFile string `help:"File holding the token clients must present (mode 0600). The SKYPIPE_TOKEN variable works too; a token is never taken from the command line." env:"SKYPIPE_TOKEN_FILE" type:"path"`
-	Ready     bool   `help:"Print 'ready URL' on stdout once clients can connect, then close stdout (for supervisors)."`
-	Log       bool   `help:"Log the server's activity to stderr."`
+	Listen    string   `help:"Address to listen on." default:"127.0.0.1:4222" env:"SKYPIPE_LISTEN"`
+	Store     string   `help:"Directory of the JetStream store." default:"./skypipe-store" env:"SKYPIPE_STORE" type:"path"`
+	TokenFile string   `help:"File holding the token clients must present (mode 0600). The SKYPIPE_TOKEN variable works too; a token is never taken from the command line." env:"SKYPIPE_TOKEN_FILE" type:"path"`
+	Ready     bool     `help:"Print 'ready URL' on stdout once clients can connect, then close stdout (for supervisors)."`
+	Log       bool     `help:"Log the server's activity to stderr."`
+	MaxStore  byteSize `help:"Cap on the bytes kept on disk (e.g. 20GiB); a sender past it fails with 'pipe full'. auto: half the disk space free at start." default:"auto" env:"SKYPIPE_MAX_STORE" placeholder:"SIZE"`
+
+	// Clustering: three or more satellites share the pipes; kept items are
+	// replicated on three of them.
+	Name        string   `help:"This satellite's name, unique in its cluster." env:"SKYPIPE_NAME" group:"cluster"`
+	Cluster     string   `help:"HOST:PORT to listen on for the other members of a cluster." env:"SKYPIPE_CLUSTER" placeholder:"HOST:PORT" group:"cluster"`
+	Routes      []string `help:"The members' cluster addresses (HOST:PORT,...); listing this one too is fine." env:"SKYPIPE_ROUTES" placeholder:"HOST:PORT" group:"cluster"`
+	ClusterName string   `help:"Name of the cluster, the same on every member." default:"skypipe" env:"SKYPIPE_CLUSTER_NAME" group:"cluster"`
 }
 
 // Help is the long help of serve.
@@ -24,9 +34,16 @@ func (c *ServeCmd) Help() string {
 	return `Runs the satellite: a NATS server with JetStream that keeps items on disk.
 Off loopback it refuses to run without a token.
 
+Kept items are capped by --max-store; senders past the cap fail with
+"pipe full" and what was kept before stays. With --cluster and --routes,
+satellites form a JetStream cluster (all with the same token); with three
+or more members, each pipe's kept items are replicated on three.
+
 Examples:
-  skypipe serve --store /var/lib/skypipe
-  SKYPIPE_TOKEN_FILE=/etc/skypipe/token skypipe serve --listen 0.0.0.0:4222`
+  skypipe serve --store /var/lib/skypipe --max-store 20GiB
+  SKYPIPE_TOKEN_FILE=/etc/skypipe/token skypipe serve --listen 0.0.0.0:4222
+  SKYPIPE_TOKEN_FILE=token skypipe serve --name a --listen 0.0.0.0:4222 \
+      --cluster 0.0.0.0:6222 --routes a.lan:6222,b.lan:6222,c.lan:6222`
 }
 
 // Run serves until interrupted.
@@ -46,10 +63,23 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if ip := net.ParseIP(host); token == "" && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
 		return &usageError{msg: fmt.Sprintf("refusing to serve on %s without a token", c.Listen), hint: "set --token-file (a file of mode 0600) or listen on 127.0.0.1"}
 	}
+	if c.Cluster != "" {
+		if err := c.checkCluster(token); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(c.Store, 0o700); err != nil {
 		return err
 	}
-	srv, err := embedded.Start(embedded.Config{Listen: c.Listen, StoreDir: c.Store, Token: token, Log: c.Log})
+	maxStore, err := c.storeCap()
+	if err != nil {
+		return err
+	}
+	srv, err := embedded.Start(embedded.Config{
+		Listen: c.Listen, StoreDir: c.Store, Token: token, Log: c.Log, MaxStore: maxStore,
+		Name:    c.Name,
+		Cluster: embedded.Cluster{Name: c.ClusterName, Listen: c.Cluster, Routes: c.Routes},
+	})
 	if err != nil {
 		return err
 	}
@@ -57,12 +87,50 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 		fmt.Printf("ready %s\n", srv.URL())
 		os.Stdout.Close()
 	} else {
-		printf("satellite listening on %s, store %s", srv.URL(), c.Store)
+		printf("satellite listening on %s, store %s (cap %s)", srv.URL(), c.Store, humanBytes(maxStore))
 	}
 	go func() {
 		<-ctx.Done()
 		srv.Shutdown()
 	}()
 	srv.Wait()
+	return nil
+}
+
+// storeCap is the store's cap in bytes: --max-store, or half the space
+// free on the store's file system.
+func (c *ServeCmd) storeCap() (int64, error) {
+	if !c.MaxStore.auto && c.MaxStore.n > 0 {
+		return c.MaxStore.n, nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(c.Store, &st); err != nil {
+		return 0, fmt.Errorf("looking at the free space for the store: %w", err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if free/2 < minAutoStore {
+		return minAutoStore, nil
+	}
+	return free / 2, nil
+}
+
+// minAutoStore is the least an automatic cap allows, on a nearly full disk.
+const minAutoStore = 64 << 20
+
+// checkCluster rejects a cluster setup that cannot work, before any work.
+func (c *ServeCmd) checkCluster(token string) error {
+	if c.Name == "" {
+		return &usageError{msg: "a cluster member needs --name", hint: "give each satellite its own name, e.g. --name $(hostname)"}
+	}
+	if len(c.Routes) == 0 {
+		return &usageError{msg: "--cluster needs --routes", hint: "list the members' cluster addresses: --routes a:6222,b:6222,c:6222"}
+	}
+	host, _, err := net.SplitHostPort(c.Cluster)
+	if err != nil {
+		return &usageError{msg: fmt.Sprintf("--cluster %q: %v", c.Cluster, err), hint: "give HOST:PORT, e.g. 0.0.0.0:6222"}
+	}
+	if ip := net.ParseIP(host); token == "" && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+		return &usageError{msg: fmt.Sprintf("refusing to route a cluster on %s without a token", c.Cluster), hint: "set --token-file: members authenticate with it"}
+	}
 	return nil
 }

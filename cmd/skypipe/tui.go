@@ -76,6 +76,10 @@ func fail(err error) int {
 		hintf("check the token in SKYPIPE_URL (nats://TOKEN@host:port)")
 	case errors.Is(err, provision.ErrUnreachable):
 		hintf("check the address, or unset SKYPIPE_URL to use the local satellite")
+	case errors.Is(err, pipes.ErrPipeFull):
+		hintf("drain kept items ('skypipe ls' shows them), drop them with 'skypipe rm NAME', or give the satellite a larger --max-store")
+	case errors.Is(err, pipes.ErrNotStored):
+		hintf("the item was not kept; send it again once 'skypipe status' says the satellite answers")
 	case errors.Is(err, pipes.ErrDisconnected):
 		hintf("'skypipe status' tells whether the satellite answers")
 	}
