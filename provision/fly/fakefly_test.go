@@ -49,7 +49,7 @@ type fakeApp struct {
 // request is one recorded request.
 type request struct {
 	Method, Path, Query, Auth, ContentType string
-	Body                                    []byte
+	Body                                   []byte
 }
 
 func (r request) String() string {
