@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -155,8 +156,8 @@ func Deploy(ctx context.Context, api API, o Options, newSecrets func(host string
 	if err != nil {
 		return Result{}, Secrets{}, fmt.Errorf("creating the satellite's machine: %w", err)
 	}
-	if err := api.WaitMachine(ctx, app, m.ID, m.InstanceID, "started", 60*time.Second); err != nil {
-		return Result{}, Secrets{}, fmt.Errorf("waiting for the satellite's machine %s to start: %w", m.ID, err)
+	if err := waitStarted(ctx, api, app, m.ID, m.InstanceID); err != nil {
+		return Result{}, Secrets{}, err
 	}
 	res := result(app, m)
 	res.IPs = ips
@@ -356,8 +357,8 @@ func found(ctx context.Context, api API, loc located) (Result, Secrets, error) {
 		if err := api.StartMachine(ctx, loc.app, m.ID); err != nil {
 			return Result{}, Secrets{}, fmt.Errorf("starting the satellite's machine %s: %w", m.ID, err)
 		}
-		if err := api.WaitMachine(ctx, loc.app, m.ID, "", "started", 60*time.Second); err != nil {
-			return Result{}, Secrets{}, fmt.Errorf("waiting for the satellite's machine %s to start: %w", m.ID, err)
+		if err := waitStarted(ctx, api, loc.app, m.ID, ""); err != nil {
+			return Result{}, Secrets{}, err
 		}
 	}
 	res := result(loc.app, m)
@@ -384,6 +385,24 @@ func found(ctx context.Context, api API, loc located) (Result, Secrets, error) {
 		return Result{}, Secrets{}, fmt.Errorf("%w: %s in machine %s exited %d: %s", ErrNoJoin, strings.Join(TokenCommand(), " "), m.ID, out.ExitCode, reason)
 	}
 	return res, Secrets{Token: token, CAPEM: []byte(ca)}, nil
+}
+
+// waitStarted waits for a machine to start: a first boot pulls the image
+// and may take longer than the 60 s one wait call allows, so a timeout
+// (408) is waited out up to five times.
+func waitStarted(ctx context.Context, api API, app, id, instanceID string) error {
+	var err error
+	for range 5 {
+		err = api.WaitMachine(ctx, app, id, instanceID, "started", 60*time.Second)
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusRequestTimeout {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("waiting for the satellite's machine %s to start: %w", id, err)
+	}
+	return nil
 }
 
 func result(app string, m Machine) Result {

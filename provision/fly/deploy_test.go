@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"reflect"
@@ -485,6 +486,24 @@ func TestDeployCutShortResumesWithoutDuplicates(t *testing.T) {
 	for _, r := range f.requests() {
 		if strings.HasPrefix(r.Path, "/v2/") {
 			t.Errorf("pushed an image despite Options.Image: %s", r)
+		}
+	}
+}
+
+func TestDeployWaitsOutASlowFirstBoot(t *testing.T) {
+	for _, tc := range []struct {
+		timeouts int
+		ok       bool
+	}{{2, true}, {5, false}} {
+		f := newFake(t)
+		f.failWait = tc.timeouts
+		var sec secretsFor
+		_, _, err := Deploy(context.Background(), f.client(f.token), testOptions(), sec.issue)
+		if (err == nil) != tc.ok {
+			t.Errorf("%d wait timeouts: err = %v, want ok=%v", tc.timeouts, err, tc.ok)
+		}
+		if !tc.ok && !strings.Contains(fmt.Sprint(err), "408 deadline_exceeded") {
+			t.Errorf("error %v does not say the wait timed out", err)
 		}
 	}
 }

@@ -30,6 +30,7 @@ type fakeFly struct {
 	apps      map[string]*fakeApp
 	foreign   map[string]bool   // app names held by someone else
 	fail      map[string]int    // "METHOD /path" -> status to answer once
+	failWait  int               // wait calls to answer 408 first
 	blobs     map[string][]byte // repo@digest
 	manifests map[string][]byte // repo:tag
 	bearer    bool              // registry asks for a bearer token
@@ -375,6 +376,9 @@ func (f *fakeFly) serveMachine(w http.ResponseWriter, r *http.Request, a *fakeAp
 		}
 		a.machines = slices.Delete(a.machines, idx, idx+1)
 		writeJSON(w, 200, map[string]bool{"ok": true})
+	case len(rest) == 2 && rest[1] == "wait" && r.Method == "GET" && f.failWait > 0:
+		f.failWait--
+		writeJSON(w, 408, map[string]string{"error": "deadline_exceeded: machine did not reach started"})
 	case len(rest) == 2 && rest[1] == "wait" && r.Method == "GET":
 		q := r.URL.Query()
 		if id := q.Get("instance_id"); id != "" && id != m.InstanceID {
