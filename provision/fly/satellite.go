@@ -1,0 +1,105 @@
+package fly
+
+import (
+	"encoding/base64"
+	"strconv"
+)
+
+// The satellite's shape, shared by Deploy, fly.toml and the Dockerfile (a
+// test checks they agree).
+const (
+	Port          = 4222
+	DataPath      = "/data"
+	StorePath     = DataPath + "/store"
+	VolumeName    = "skypipe_data"
+	MachineName   = "skypipe-satellite"
+	TLSCertPath   = "/etc/skypipe/tls/cert.pem"
+	TLSKeyPath    = "/etc/skypipe/tls/key.pem"
+	TokenFilePath = "/etc/skypipe/token"
+
+	// App secrets.
+	SecretToken   = "SKYPIPE_TOKEN"        // the token, an environment variable of serve
+	SecretTokenB  = "SKYPIPE_TOKEN_B64"    // the token again, base64, as TokenFilePath
+	SecretTLSCert = "SKYPIPE_TLS_CERT_B64" // the server certificate, base64 PEM
+	SecretTLSKey  = "SKYPIPE_TLS_KEY_B64"  // its key, base64 PEM
+
+	// Machine metadata.
+	metaRole    = "skypipe"
+	metaRoleSat = "satellite"
+	metaCA      = "skypipe_ca"
+
+	// AppPrefix starts the name of every app skypipe creates.
+	AppPrefix = "skypipe-"
+)
+
+// Defaults of Options.
+const (
+	DefaultOrg      = "personal"
+	DefaultRegion   = "iad"
+	DefaultVolumeGB = 1
+	DefaultMemoryMB = 256
+)
+
+// ServeArgs is the satellite's command after the binary.
+func ServeArgs() []string {
+	return []string{
+		"serve",
+		"--listen", "0.0.0.0:" + strconv.Itoa(Port),
+		"--store", StorePath,
+		"--tls-cert", TLSCertPath,
+		"--tls-key", TLSKeyPath,
+	}
+}
+
+// TokenCommand is what Find runs in the satellite's machine (through the
+// exec endpoint, without a shell) to read the token back: the satellite's
+// own binary printing the token it serves with, read from the 0600 file
+// Fly writes from SecretTokenB. It prints the token alone on stdout and
+// exits 0.
+func TokenCommand() []string {
+	return []string{BinaryPath, "serve", "--token-file", TokenFilePath, "--print-token"}
+}
+
+// machineConfig is the satellite machine's configuration.
+func machineConfig(image, volumeID, caPEM string, memoryMB int) MachineConfig {
+	autostart := true
+	return MachineConfig{
+		Image: image,
+		Init:  MachineInit{Cmd: ServeArgs()},
+		Guest: &MachineGuest{CPUKind: "shared", CPUs: 1, MemoryMB: memoryMB},
+		Metadata: map[string]string{
+			metaRole: metaRoleSat,
+			metaCA:   caPEM,
+		},
+		Mounts: []MachineMount{{Volume: volumeID, Path: DataPath}},
+		Services: []MachineService{{
+			Protocol:     "tcp",
+			InternalPort: Port,
+			Ports:        []MachinePort{{Port: Port}},
+			Autostop:     "off",
+			Autostart:    &autostart,
+		}},
+		Files: []MachineFile{
+			{GuestPath: TLSCertPath, SecretName: SecretTLSCert, Mode: 0o644},
+			{GuestPath: TLSKeyPath, SecretName: SecretTLSKey, Mode: 0o600},
+			{GuestPath: TokenFilePath, SecretName: SecretTokenB, Mode: 0o600},
+		},
+		Restart: &MachineRestart{Policy: "always"},
+	}
+}
+
+// secretValues are the app secrets of a satellite.
+func secretValues(s Secrets) map[string]string {
+	b64 := base64.StdEncoding.EncodeToString
+	return map[string]string{
+		SecretToken:   s.Token,
+		SecretTokenB:  b64([]byte(s.Token)),
+		SecretTLSCert: b64(s.TLSCertPEM),
+		SecretTLSKey:  b64(s.TLSKeyPEM),
+	}
+}
+
+// isSatellite tells a machine of ours from any other.
+func isSatellite(m Machine) bool {
+	return m.Config.Metadata[metaRole] == metaRoleSat
+}
