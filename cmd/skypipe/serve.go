@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,12 +15,13 @@ import (
 
 // ServeCmd runs a satellite in the foreground.
 type ServeCmd struct {
-	Listen    string   `help:"Address to listen on." default:"127.0.0.1:4222" env:"SKYPIPE_LISTEN"`
-	Store     string   `help:"Directory of the JetStream store." default:"./skypipe-store" env:"SKYPIPE_STORE" type:"path"`
-	TokenFile string   `help:"File holding the token clients must present (mode 0600). The SKYPIPE_TOKEN variable works too; a token is never taken from the command line." env:"SKYPIPE_TOKEN_FILE" type:"path"`
-	Ready     bool     `help:"Print 'ready URL' on stdout once clients can connect, then close stdout (for supervisors)."`
-	Log       bool     `help:"Log the server's activity to stderr."`
-	MaxStore  byteSize `help:"Cap on the bytes kept on disk (e.g. 20GiB); a sender past it fails with 'pipe full'. auto: half the disk space free at start." default:"auto" env:"SKYPIPE_MAX_STORE" placeholder:"SIZE"`
+	Listen     string   `help:"Address to listen on." default:"127.0.0.1:4222" env:"SKYPIPE_LISTEN"`
+	Store      string   `help:"Directory of the JetStream store." default:"./skypipe-store" env:"SKYPIPE_STORE" type:"path"`
+	TokenFile  string   `help:"File holding the token clients must present (mode 0600). The SKYPIPE_TOKEN variable works too; a token is never taken from the command line." env:"SKYPIPE_TOKEN_FILE" type:"path"`
+	Ready      bool     `help:"Print 'ready URL' on stdout once clients can connect, then close stdout (for supervisors)."`
+	Log        bool     `help:"Log the server's activity to stderr."`
+	PrintToken bool     `hidden:"" help:"Print the token the satellite would require, then exit (how 'skypipe setup fly' reads it back from its machine)."`
+	MaxStore   byteSize `help:"Cap on the bytes kept on disk (e.g. 20GiB); a sender past it fails with 'pipe full'. auto: half the disk space free at start." default:"auto" env:"SKYPIPE_MAX_STORE" placeholder:"SIZE"`
 
 	// Clustering: three or more satellites share the pipes; kept items are
 	// replicated on three of them.
@@ -55,6 +57,13 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 			return fmt.Errorf("reading the token: %w", err)
 		}
 		token = t
+	}
+	if c.PrintToken {
+		if token == "" {
+			return errors.New("no token: set --token-file or SKYPIPE_TOKEN")
+		}
+		fmt.Println(token)
+		return nil
 	}
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
