@@ -20,6 +20,8 @@ type Endpoint struct {
 	// CAPEM, if set, is the only CA the client trusts for the satellite's
 	// certificate (pinned), and the connection must be TLS.
 	CAPEM []byte
+	// User and Pass authenticate as a user, where the server has users.
+	User, Pass string
 	// Creds is a NATS credentials file (JWT and NKey seed).
 	Creds string
 	// NKeySeed is a file holding an NKey user seed.
@@ -47,6 +49,9 @@ func Dial(ep Endpoint) (*nats.Conn, error) {
 	}
 	if ep.Token != "" {
 		opts = append(opts, nats.Token(ep.Token))
+	}
+	if ep.User != "" {
+		opts = append(opts, nats.UserInfo(ep.User, ep.Pass))
 	}
 	if ep.Creds != "" {
 		opts = append(opts, nats.UserCredentials(ep.Creds))

@@ -17,16 +17,22 @@ type ServeCmd struct {
 	TokenFile string `help:"File holding the token clients must present (mode 0600). The SKYPIPE_TOKEN variable works too; a token is never taken from the command line." env:"SKYPIPE_TOKEN_FILE" type:"path"`
 	Ready     bool   `help:"Print 'ready URL' on stdout once clients can connect, then close stdout (for supervisors)."`
 	Log       bool   `help:"Log the server's activity to stderr."`
+
+	// TLS: required off loopback (see serve_tls.go).
+	TLSCert string `help:"Server certificate (PEM) for TLS; required off loopback ('skypipe setup' writes one)." env:"SKYPIPE_TLS_CERT" type:"path" placeholder:"FILE"`
+	TLSKey  string `help:"Private key (PEM, mode 0600) of --tls-cert." env:"SKYPIPE_TLS_KEY" type:"path" placeholder:"FILE"`
 }
 
 // Help is the long help of serve.
 func (c *ServeCmd) Help() string {
 	return `Runs the satellite: a NATS server with JetStream that keeps items on disk.
-Off loopback it refuses to run without a token.
+Off loopback it refuses to run without both a token and TLS: 'skypipe setup
+ssh HOST' does all of this for you, with a certificate authority of its own.
 
 Examples:
   skypipe serve --store /var/lib/skypipe
-  SKYPIPE_TOKEN_FILE=/etc/skypipe/token skypipe serve --listen 0.0.0.0:4222`
+  SKYPIPE_TOKEN_FILE=/etc/skypipe/token skypipe serve --listen 0.0.0.0:4222 \
+      --tls-cert /etc/skypipe/cert.pem --tls-key /etc/skypipe/key.pem`
 }
 
 // Run serves until interrupted.
@@ -43,13 +49,17 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return &usageError{msg: fmt.Sprintf("--listen %q: %v", c.Listen, err), hint: "give HOST:PORT, e.g. 127.0.0.1:4222"}
 	}
-	if ip := net.ParseIP(host); token == "" && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-		return &usageError{msg: fmt.Sprintf("refusing to serve on %s without a token", c.Listen), hint: "set --token-file (a file of mode 0600) or listen on 127.0.0.1"}
+	tlsConfig, err := c.tls()
+	if err != nil {
+		return err
+	}
+	if err := refusePlaintext(c.Listen, host, token != "", tlsConfig != nil); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(c.Store, 0o700); err != nil {
 		return err
 	}
-	srv, err := embedded.Start(embedded.Config{Listen: c.Listen, StoreDir: c.Store, Token: token, Log: c.Log})
+	srv, err := embedded.Start(embedded.Config{Listen: c.Listen, StoreDir: c.Store, Token: token, TLS: tlsConfig, Log: c.Log})
 	if err != nil {
 		return err
 	}
