@@ -159,7 +159,7 @@ func certReason(err error) string {
 	}
 	var unknown x509.UnknownAuthorityError
 	if errors.As(err, &unknown) {
-		return "its certificate is not signed by the pinned CA"
+		return "its certificate is not signed by a CA this client trusts (the pinned one, if any)"
 	}
 	var hostname x509.HostnameError
 	if errors.As(err, &hostname) {

@@ -30,7 +30,7 @@ func TestDialPinsTheCA(t *testing.T) {
 		reason   string
 	}{
 		{"pinned CA", []string{"127.0.0.1", "localhost"}, time.Hour, ca.CertPEM, nil, ""},
-		{"another CA", []string{"127.0.0.1"}, time.Hour, other.CertPEM, ErrCertificate, "not signed by the pinned CA"},
+		{"another CA", []string{"127.0.0.1"}, time.Hour, other.CertPEM, ErrCertificate, "not signed by a CA this client trusts"},
 		{"expired", []string{"127.0.0.1"}, -time.Minute, ca.CertPEM, ErrCertificate, "expired"},
 		{"another host", []string{"sky.example"}, time.Hour, ca.CertPEM, ErrCertificate, "another host"},
 	} {
