@@ -2,9 +2,9 @@ package tests
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
-	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
