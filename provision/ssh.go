@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Errors of deployments over ssh that callers tell apart.
@@ -424,7 +426,7 @@ exit 3
 
 // dialUntil dials until the satellite answers or limit runs out; it gives
 // up at once on a refused certificate or token.
-func dialUntil(ctx context.Context, ep Endpoint, limit time.Duration) (nc interface{ Close() }, err error) {
+func dialUntil(ctx context.Context, ep Endpoint, limit time.Duration) (*nats.Conn, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		c, err := Dial(ep)
