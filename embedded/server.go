@@ -3,18 +3,25 @@
 package embedded
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// ErrNotReady: the server did not come up in time.
-var ErrNotReady = errors.New("satellite did not become ready")
+// Errors callers tell apart.
+var (
+	// ErrNotReady: the server did not come up in time.
+	ErrNotReady = errors.New("satellite did not become ready")
+	// ErrAddrInUse: something else listens on the address.
+	ErrAddrInUse = errors.New("address already in use")
+)
 
 // Config says how to run a satellite.
 type Config struct {
@@ -24,6 +31,9 @@ type Config struct {
 	StoreDir string
 	// Token, if set, is required from every client.
 	Token string
+	// TLS, if set, makes every client connection TLS with this
+	// configuration (its Certificates are the server's).
+	TLS *tls.Config
 	// Log sends the server's log to stderr.
 	Log bool
 	// MaxStore caps the bytes the JetStream file store may hold; past it,
@@ -68,6 +78,8 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else if err := checkFree(cfg.Listen); err != nil {
+		return nil, err
 	}
 	name := cfg.Name
 	if name == "" {
@@ -84,6 +96,7 @@ func Start(cfg Config) (*Server, error) {
 		NoLog:             !cfg.Log,
 		MaxPayload:        server.MAX_PAYLOAD_SIZE,
 		JetStreamMaxStore: cfg.MaxStore,
+		TLSConfig: cfg.TLS,
 	}
 	if cfg.Cluster.Listen != "" {
 		if err := clusterOptions(opts, cfg); err != nil {
@@ -107,6 +120,19 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("%w: JetStream is off", ErrNotReady)
 	}
 	return &Server{ns: ns}, nil
+}
+
+// checkFree tells ErrAddrInUse apart before the server starts: nats-server
+// itself only logs that it cannot listen, and never becomes ready.
+func checkFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w: %s", ErrAddrInUse, addr)
+		}
+		return fmt.Errorf("listen address %s: %w", addr, err)
+	}
+	return l.Close()
 }
 
 // URL is the satellite's client URL, without credentials.

@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"errors"
+	"net"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -39,5 +41,21 @@ func TestStartRejectsBadAddresses(t *testing.T) {
 			srv.Shutdown()
 			t.Errorf("Start(%q) succeeded", listen)
 		}
+	}
+}
+
+func TestStartTellsAddressInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv, err := Start(Config{Listen: l.Addr().String(), StoreDir: t.TempDir()})
+	if err == nil {
+		srv.Shutdown()
+		t.Fatal("Start on a busy port succeeded")
+	}
+	if !errors.Is(err, ErrAddrInUse) {
+		t.Fatalf("err = %v, want ErrAddrInUse", err)
 	}
 }

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -13,9 +14,25 @@ import (
 type Endpoint struct {
 	URL    string // nats://host:port, never with credentials
 	Token  string
-	Source string // where it came from: "local", "--url"
+	Source string // where it came from: "local", "--url", "ssh", "join", "fly", "context NAME"
 	PID    int    // the local satellite's process, if known
+
+	// CAPEM, if set, is the only CA the client trusts for the satellite's
+	// certificate (pinned), and the connection must be TLS.
+	CAPEM []byte
+	// User and Pass authenticate as a user, where the server has users.
+	User, Pass string
+	// Creds is a NATS credentials file (JWT and NKey seed).
+	Creds string
+	// NKeySeed is a file holding an NKey user seed.
+	NKeySeed string
+	// CertFile and KeyFile are a client certificate, for servers that
+	// verify clients.
+	CertFile, KeyFile string
 }
+
+// Pinned tells whether the endpoint trusts one CA of its own.
+func (ep Endpoint) Pinned() bool { return len(ep.CAPEM) > 0 }
 
 // dialTimeout bounds a connection attempt.
 const dialTimeout = 3 * time.Second
@@ -33,10 +50,43 @@ func Dial(ep Endpoint) (*nats.Conn, error) {
 	if ep.Token != "" {
 		opts = append(opts, nats.Token(ep.Token))
 	}
+	if ep.User != "" {
+		opts = append(opts, nats.UserInfo(ep.User, ep.Pass))
+	}
+	if ep.Creds != "" {
+		opts = append(opts, nats.UserCredentials(ep.Creds))
+	}
+	if ep.NKeySeed != "" {
+		opt, err := nats.NkeyOptionFromSeed(ep.NKeySeed)
+		if err != nil {
+			return nil, fmt.Errorf("the nkey seed %s: %w", ep.NKeySeed, err)
+		}
+		opts = append(opts, opt)
+	}
+	if ep.Pinned() || ep.CertFile != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if ep.Pinned() {
+			var err error
+			if cfg, err = clientTLS(ep.CAPEM); err != nil {
+				return nil, err
+			}
+		}
+		if ep.CertFile != "" {
+			pair, err := tls.LoadX509KeyPair(ep.CertFile, ep.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("the client certificate: %w", err)
+			}
+			cfg.Certificates = []tls.Certificate{pair}
+		}
+		opts = append(opts, nats.Secure(cfg))
+	}
 	nc, err := nats.Connect(ep.URL, opts...)
 	if err != nil {
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
 			return nil, fmt.Errorf("%w at %s", ErrAuth, Redact(ep.URL))
+		}
+		if isCertError(err) {
+			return nil, fmt.Errorf("%w at %s: %v", ErrCertificate, Redact(ep.URL), certReason(err))
 		}
 		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, Redact(ep.URL), err)
 	}

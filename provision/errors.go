@@ -10,6 +10,9 @@ var (
 	ErrAuth = errors.New("satellite refused the credentials")
 	// ErrInsecureFile: a file holding a secret is readable by others.
 	ErrInsecureFile = errors.New("secret file not private")
+	// ErrCertificate: the satellite's certificate is not the pinned one,
+	// names another host, or has expired.
+	ErrCertificate = errors.New("satellite certificate not trusted")
 	// ErrNoLocal: no local satellite is running.
 	ErrNoLocal = errors.New("no local satellite is running")
 )

@@ -8,16 +8,21 @@ import (
 	"strings"
 )
 
-// ReadToken reads a token from a file that only its owner may read.
-func ReadToken(path string) (string, error) {
+// ReadPrivate reads a file holding a secret, which only its owner may read.
+func ReadPrivate(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%w: %s is readable by others (mode %v); run chmod 600 on it", ErrInsecureFile, path, fi.Mode().Perm())
+		return nil, fmt.Errorf("%w: %s is readable by others (mode %v); run chmod 600 on it", ErrInsecureFile, path, fi.Mode().Perm())
 	}
-	b, err := os.ReadFile(path)
+	return os.ReadFile(path)
+}
+
+// ReadToken reads a token from a file that only its owner may read.
+func ReadToken(path string) (string, error) {
+	b, err := ReadPrivate(path)
 	if err != nil {
 		return "", err
 	}

@@ -97,10 +97,12 @@ func client(ts *testscript.TestScript) (*pipes.Client, func()) {
 func conn(ts *testscript.TestScript) *nats.Conn {
 	var ep provision.Endpoint
 	var err error
+	paths := provision.Paths{Config: ts.Getenv("XDG_CONFIG_HOME") + "/skypipe", Data: ts.Getenv("XDG_DATA_HOME") + "/skypipe"}
 	if u := ts.Getenv("SKYPIPE_URL"); u != "" {
 		ep, err = provision.FromURL(u)
+	} else if sat, serr := provision.LoadSatellite(paths); serr == nil {
+		ep = sat.Endpoint()
 	} else {
-		paths := provision.Paths{Config: ts.Getenv("XDG_CONFIG_HOME") + "/skypipe", Data: ts.Getenv("XDG_DATA_HOME") + "/skypipe"}
 		ep, err = provision.Local{Paths: paths}.Endpoint()
 	}
 	ts.Check(err)

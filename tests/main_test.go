@@ -2,9 +2,11 @@ package tests
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -12,6 +14,9 @@ import (
 
 // binDir holds the skypipe binary built once for all scripts.
 var binDir string
+
+// goCache is the Go build cache scripts that build share with this test.
+var goCache string
 
 // buildFirst builds skypipe before the tests run, but not when the test
 // binary runs as one of the helper commands.
@@ -35,6 +40,9 @@ func (b buildFirst) Run() int {
 		return 1
 	}
 	binDir = dir
+	if out, err := exec.Command("go", "env", "GOCACHE").Output(); err == nil {
+		goCache = strings.TrimSpace(string(out))
+	}
 	return b.m.Run()
 }
 
@@ -59,10 +67,11 @@ func params(dir string) testscript.Params {
 			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 			env.Setenv("XDG_DATA_HOME", filepath.Join(env.WorkDir, ".data"))
 			env.Setenv("SKYPIPE_URL", "")
+			env.Setenv("GOCACHE", goCache)
 			env.Defer(func() { stopLocalSatellite(env) })
 			return nil
 		},
-		Cmds: scriptCommands,
+		Cmds: commands(),
 	}
 }
 
@@ -77,4 +86,11 @@ func stopLocalSatellite(env *testscript.Env) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		env.T().Log("skypipe stop:", err, string(out))
 	}
+}
+
+// commands are every command scripts may use beside testscript's own.
+func commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	all := maps.Clone(scriptCommands)
+	maps.Copy(all, remoteCommands)
+	return all
 }

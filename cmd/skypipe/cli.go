@@ -20,11 +20,17 @@ Examples:
   skypipe pipe ls < /dev/null      a pipe named like a command
 
 On one machine skypipe starts its own satellite in the background on first
-use; set SKYPIPE_URL to use another one.`
+use. Between machines: 'skypipe setup ssh HOST' deploys one on a host you
+can ssh into, 'skypipe setup url' prints a join string, and 'skypipe setup
+join' on another machine reads it; SKYPIPE_URL or --context name any other
+NATS server with JetStream.`
 
 // Globals are the flags every command takes.
 type Globals struct {
-	URL     string           `help:"Satellite to use, as nats://[TOKEN@]HOST:PORT (default: the local one, started on demand). Prefer the environment variable: a token on the command line is visible to other users." env:"SKYPIPE_URL" placeholder:"URL"`
+	URL     string           `help:"Satellite to use, as nats://[TOKEN@]HOST:PORT (default: the one 'skypipe setup' set up, else the local one, started on demand). Prefer the environment variable: a token on the command line is visible to other users." env:"SKYPIPE_URL" placeholder:"URL"`
+	Creds   string           `help:"NATS credentials file (JWT and seed) to present to the NATS server, e.g. an existing JetStream deployment." env:"SKYPIPE_CREDS" type:"path" placeholder:"FILE"`
+	Context string           `help:"Connect as the natscli context NAME says ($XDG_CONFIG_HOME/nats/context/NAME.json: URL, token, user, creds, nkey, TLS); --url and --creds override it." env:"SKYPIPE_CONTEXT" placeholder:"NAME"`
+	TLSCA   string           `name:"tls-ca" help:"Trust only this CA certificate (PEM) for the satellite's TLS certificate." env:"SKYPIPE_TLS_CA" type:"path" placeholder:"FILE"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -38,4 +44,5 @@ type CLI struct {
 	Status StatusCmd `cmd:"" help:"Show which satellite is in use and whether it answers."`
 	Serve  ServeCmd  `cmd:"" help:"Run a satellite in the foreground."`
 	Stop   StopCmd   `cmd:"" help:"Stop the local background satellite."`
+	Setup  SetupCmd  `cmd:"" help:"Deploy, join, check or tear down a satellite for many machines."`
 }

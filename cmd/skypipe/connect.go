@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -9,14 +10,15 @@ import (
 	"github.com/skypipe/skypipe/provision"
 )
 
-// connect reaches the satellite: --url / SKYPIPE_URL if set, else the
-// local one, started on first use.
+// connect reaches the satellite: --url / SKYPIPE_URL or --context if set,
+// else the remote one 'skypipe setup' cached, else the local one, started
+// on first use.
 func (g *Globals) connect(ctx context.Context) (*nats.Conn, provision.Endpoint, error) {
-	if g.URL != "" {
-		ep, err := provision.FromURL(g.URL)
-		if err != nil {
-			return nil, ep, &usageError{msg: err.Error(), hint: "SKYPIPE_URL looks like nats://TOKEN@127.0.0.1:4222"}
-		}
+	ep, remote, err := g.remote()
+	if err != nil {
+		return nil, ep, err
+	}
+	if remote {
 		nc, err := provision.Dial(ep)
 		return nc, ep, err
 	}
@@ -25,6 +27,62 @@ func (g *Globals) connect(ctx context.Context) (*nats.Conn, provision.Endpoint, 
 		return nil, provision.Endpoint{}, err
 	}
 	return local.Connect(ctx)
+}
+
+// remote is the satellite the flags, the environment or the setup cache
+// name; false means the local one.
+func (g *Globals) remote() (provision.Endpoint, bool, error) {
+	var ep provision.Endpoint
+	named := false
+	if g.Context != "" {
+		var err error
+		if ep, err = provision.FromContext(g.Context); err != nil {
+			return ep, false, &usageError{msg: err.Error(), hint: "'nats context ls' lists the contexts; a context is a JSON file in ~/.config/nats/context"}
+		}
+		named = true
+	}
+	if g.URL != "" {
+		u, err := provision.FromURL(g.URL)
+		if err != nil {
+			return ep, false, &usageError{msg: err.Error(), hint: "SKYPIPE_URL looks like nats://TOKEN@127.0.0.1:4222"}
+		}
+		ep.URL, ep.Source = u.URL, u.Source
+		if u.Token != "" {
+			ep.Token = u.Token
+		}
+		named = true
+	}
+	if !named {
+		paths, err := provision.DefaultPaths()
+		if err != nil {
+			return ep, false, err
+		}
+		sat, err := provision.LoadSatellite(paths)
+		if errors.Is(err, provision.ErrNoSatellite) {
+			if g.Creds != "" || g.TLSCA != "" {
+				return ep, false, &usageError{msg: "--creds and --tls-ca are for a remote satellite or NATS server", hint: "name it with SKYPIPE_URL or --context"}
+			}
+			return ep, false, nil
+		}
+		if err != nil {
+			return ep, false, fmt.Errorf("the satellite set up before: %w", err)
+		}
+		ep = sat.Endpoint()
+	}
+	if g.Creds != "" {
+		if _, err := os.Stat(g.Creds); err != nil {
+			return ep, false, &usageError{msg: fmt.Sprintf("--creds: %v", err)}
+		}
+		ep.Creds = g.Creds
+	}
+	if g.TLSCA != "" {
+		ca, err := os.ReadFile(g.TLSCA)
+		if err != nil {
+			return ep, false, &usageError{msg: fmt.Sprintf("--tls-ca: %v", err)}
+		}
+		ep.CAPEM = ca
+	}
+	return ep, true, nil
 }
 
 func (g *Globals) local() (provision.Local, error) {

@@ -29,12 +29,17 @@ type ServeCmd struct {
 	Cluster     string   `help:"HOST:PORT to listen on for the other members of a cluster." env:"SKYPIPE_CLUSTER" placeholder:"HOST:PORT" group:"cluster"`
 	Routes      []string `help:"The members' cluster addresses (HOST:PORT,...); listing this one too is fine." env:"SKYPIPE_ROUTES" placeholder:"HOST:PORT" group:"cluster"`
 	ClusterName string   `help:"Name of the cluster, the same on every member." default:"skypipe" env:"SKYPIPE_CLUSTER_NAME" group:"cluster"`
+
+	// TLS: required off loopback (see serve_tls.go).
+	TLSCert string `help:"Server certificate (PEM) for TLS; required off loopback ('skypipe setup' writes one)." env:"SKYPIPE_TLS_CERT" type:"path" placeholder:"FILE"`
+	TLSKey  string `help:"Private key (PEM, mode 0600) of --tls-cert." env:"SKYPIPE_TLS_KEY" type:"path" placeholder:"FILE"`
 }
 
 // Help is the long help of serve.
 func (c *ServeCmd) Help() string {
 	return `Runs the satellite: a NATS server with JetStream that keeps items on disk.
-Off loopback it refuses to run without a token.
+Off loopback it refuses to run without both a token and TLS: 'skypipe setup
+ssh HOST' does all of this for you, with a certificate authority of its own.
 
 Kept items are capped by --max-store; senders past the cap fail with
 "pipe full" and what was kept before stays. With --cluster and --routes,
@@ -43,9 +48,10 @@ or more members, each pipe's kept items are replicated on three.
 
 Examples:
   skypipe serve --store /var/lib/skypipe --max-store 20GiB
-  SKYPIPE_TOKEN_FILE=/etc/skypipe/token skypipe serve --listen 0.0.0.0:4222
-  SKYPIPE_TOKEN_FILE=token skypipe serve --name a --listen 0.0.0.0:4222 \
-      --cluster 0.0.0.0:6222 --routes a.lan:6222,b.lan:6222,c.lan:6222`
+  SKYPIPE_TOKEN_FILE=/etc/skypipe/token skypipe serve --listen 0.0.0.0:4222 \
+      --tls-cert /etc/skypipe/cert.pem --tls-key /etc/skypipe/key.pem
+  SKYPIPE_TOKEN_FILE=token skypipe serve --name a --listen 127.0.0.1:4222 \
+      --cluster 127.0.0.1:6222 --routes 127.0.0.1:6222,127.0.0.1:6223,127.0.0.1:6224`
 }
 
 // Run serves until interrupted.
@@ -69,8 +75,12 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return &usageError{msg: fmt.Sprintf("--listen %q: %v", c.Listen, err), hint: "give HOST:PORT, e.g. 127.0.0.1:4222"}
 	}
-	if ip := net.ParseIP(host); token == "" && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-		return &usageError{msg: fmt.Sprintf("refusing to serve on %s without a token", c.Listen), hint: "set --token-file (a file of mode 0600) or listen on 127.0.0.1"}
+	tlsConfig, err := c.tls()
+	if err != nil {
+		return err
+	}
+	if err := refusePlaintext(c.Listen, host, token != "", tlsConfig != nil); err != nil {
+		return err
 	}
 	if c.Cluster != "" {
 		if err := c.checkCluster(token); err != nil {
@@ -85,7 +95,7 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 		return err
 	}
 	srv, err := embedded.Start(embedded.Config{
-		Listen: c.Listen, StoreDir: c.Store, Token: token, Log: c.Log, MaxStore: maxStore,
+		Listen: c.Listen, StoreDir: c.Store, Token: token, TLS: tlsConfig, Log: c.Log, MaxStore: maxStore,
 		Name:    c.Name,
 		Cluster: embedded.Cluster{Name: c.ClusterName, Listen: c.Cluster, Routes: c.Routes},
 	})

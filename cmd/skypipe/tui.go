@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/skypipe/skypipe/embedded"
 	"github.com/skypipe/skypipe/pipes"
 	"github.com/skypipe/skypipe/provision"
 )
@@ -49,7 +50,10 @@ func usage(err error) int {
 
 // fail reports an error from a command and returns the exit code.
 func fail(err error) int {
-	var ue *usageError
+	var (
+		ue *usageError
+		re *resetError
+	)
 	if errors.As(err, &ue) {
 		errorf("%s", ue.msg)
 		if ue.hint != "" {
@@ -73,9 +77,21 @@ func fail(err error) int {
 	case errors.Is(err, pipes.ErrOutput):
 		hintf("a kept item that was not written out whole stays in the pipe")
 	case errors.Is(err, provision.ErrAuth):
-		hintf("check the token in SKYPIPE_URL (nats://TOKEN@host:port)")
+		hintf("check the token in SKYPIPE_URL (nats://TOKEN@host:port), or join again: 'skypipe setup url' where the satellite was deployed, 'skypipe setup join' here")
+	case errors.Is(err, provision.ErrCertificate):
+		hintf("where the satellite was deployed, run 'skypipe setup ssh HOST' again (a fresh certificate, same CA); elsewhere run 'skypipe setup join' with a fresh join string")
 	case errors.Is(err, provision.ErrUnreachable):
-		hintf("check the address, or unset SKYPIPE_URL to use the local satellite")
+		hintf("check the address and that the port is open; 'skypipe setup --reset' or unsetting SKYPIPE_URL goes back to the local satellite")
+	case errors.Is(err, provision.ErrSSH):
+		hintf("check that 'ssh -o BatchMode=yes HOST true' works: the host's name and port, your key (ssh-agent or ~/.ssh/config), its host key in known_hosts; more ssh options go in SKYPIPE_SSH")
+	case errors.Is(err, provision.ErrArch):
+		hintf("build skypipe for the host, e.g. GOOS=linux GOARCH=arm64 go build -o skypipe-arm64 ./cmd/skypipe, and pass it with --binary")
+	case errors.Is(err, provision.ErrPortInUse):
+		hintf("another program listens on that port there: choose another with --port")
+	case errors.Is(err, embedded.ErrAddrInUse):
+		hintf("another program listens there: choose another port with --listen")
+	case errors.As(err, &re):
+		hintf("to forget the satellite without tearing it down, remove %s", re.file)
 	case errors.Is(err, pipes.ErrPipeFull):
 		hintf("drain kept items ('skypipe ls' shows them), drop them with 'skypipe rm NAME', or give the satellite a larger --max-store")
 	case errors.Is(err, pipes.ErrNotStored):

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/skypipe/skypipe/provision"
+)
+
+// tls reads --tls-cert and --tls-key: both or neither.
+func (c *ServeCmd) tls() (*tls.Config, error) {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return nil, &usageError{msg: "--tls-cert and --tls-key go together", hint: "give both files, or neither on loopback"}
+	}
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	certPEM, err := os.ReadFile(c.TLSCert)
+	if err != nil {
+		return nil, fmt.Errorf("reading the certificate: %w", err)
+	}
+	keyPEM, err := provision.ReadPrivate(c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading the TLS key: %w", err)
+	}
+	return provision.ServerTLS(certPEM, keyPEM)
+}
+
+// refusePlaintext refuses to listen off loopback without both a token and
+// TLS: anyone on the network could read or write every pipe.
+func refusePlaintext(listen, host string, token, tls bool) error {
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	var missing []string
+	if !token {
+		missing = append(missing, "a token")
+	}
+	if !tls {
+		missing = append(missing, "TLS")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &usageError{
+		msg:  fmt.Sprintf("refusing to serve on %s without %s", listen, strings.Join(missing, " and ")),
+		hint: "'skypipe setup ssh HOST' deploys a satellite with both; by hand, set --token-file (mode 0600), --tls-cert and --tls-key, or listen on 127.0.0.1",
+	}
+}
