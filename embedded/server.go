@@ -96,7 +96,7 @@ func Start(cfg Config) (*Server, error) {
 		NoLog:             !cfg.Log,
 		MaxPayload:        server.MAX_PAYLOAD_SIZE,
 		JetStreamMaxStore: cfg.MaxStore,
-		TLSConfig: cfg.TLS,
+		TLSConfig:         cfg.TLS,
 	}
 	if cfg.Cluster.Listen != "" {
 		if err := clusterOptions(opts, cfg); err != nil {
