@@ -15,4 +15,4 @@ RUN CGO_ENABLED=0 GOOS=linux GOARCH=$TARGETARCH go build -trimpath \
 FROM scratch
 COPY --from=build /skypipe /skypipe
 ENTRYPOINT ["/skypipe"]
-CMD ["serve", "--listen", "0.0.0.0:4222", "--store", "/data/store", "--tls-cert", "/etc/skypipe/tls/cert.pem", "--tls-key", "/etc/skypipe/tls/key.pem"]
+CMD ["serve", "--listen", "0.0.0.0:4222", "--store", "/data/store"]

@@ -24,6 +24,15 @@ type Satellite struct {
 	// SSH is what 'skypipe setup --reset' needs to tear an ssh deployment
 	// down.
 	SSH *SSHDeployment `json:"ssh,omitempty"`
+	// Fly is what 'skypipe setup --reset' needs to tear a Fly.io
+	// deployment down.
+	Fly *FlyDeployment `json:"fly,omitempty"`
+}
+
+// FlyDeployment names a satellite skypipe deployed to Fly.io.
+type FlyDeployment struct {
+	App string `json:"app"`
+	Org string `json:"org"`
 }
 
 // Endpoint is how a client reaches the satellite.

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/skypipe/skypipe/provision"
+	"github.com/skypipe/skypipe/provision/fly"
 )
 
 // SetupCmd deploys, joins, checks and tears down the satellite that many
@@ -15,6 +17,7 @@ type SetupCmd struct {
 
 	Check SetupCheckCmd `cmd:"" default:"1" help:"Show the satellite in use and whether it answers (what 'skypipe setup' does)."`
 	SSH   SetupSSHCmd   `cmd:"" name:"ssh" help:"Deploy a satellite to a Linux host you can ssh into."`
+	Fly   SetupFlyCmd   `cmd:"" name:"fly" help:"Deploy a satellite to your Fly.io account, or find the one there (FLY_API_TOKEN)."`
 	URL   SetupURLCmd   `cmd:"" name:"url" help:"Print the one-line join string for 'skypipe setup join' on another machine."`
 	Join  SetupJoinCmd  `cmd:"" help:"Use the satellite of a join string read from stdin or SKYPIPE_JOIN."`
 }
@@ -25,6 +28,7 @@ func (c *SetupCmd) Help() string {
 a satellite once to a host both reach, then join it from the others:
 
   skypipe setup ssh me@server          on machine A: deploy (TLS, token)
+  skypipe setup fly                    ... or to Fly.io (FLY_API_TOKEN)
   skypipe setup url                    on A: print the join string
   skypipe setup join                   on B: paste it (or SKYPIPE_JOIN=...)
 
@@ -86,6 +90,16 @@ func reset(ctx context.Context, purge bool) error {
 		} else {
 			printf("removed the satellite and its service from %s; its store stays (--purge removes it)", sat.SSH.Target)
 		}
+	case sat.Kind == "fly" && sat.Fly != nil:
+		printf("deleting the Fly.io app %s and all it holds", sat.Fly.App)
+		api, err := fly.NewClient(os.Getenv("FLY_API_TOKEN"))
+		if err == nil {
+			_, err = fly.Reset(ctx, api, fly.Options{App: sat.Fly.App, Org: sat.Fly.Org})
+		}
+		if err != nil {
+			return &resetError{err: err, file: paths.SatelliteFile()}
+		}
+		printf("deleted the app %s: its machine, volume and addresses", sat.Fly.App)
 	default:
 		printf("forgetting the satellite at %s (%s); it runs on where it was set up", provision.Redact(sat.URL), sat.Kind)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/skypipe/skypipe/embedded"
 	"github.com/skypipe/skypipe/pipes"
 	"github.com/skypipe/skypipe/provision"
+	"github.com/skypipe/skypipe/provision/fly"
 )
 
 // Exit codes.
@@ -96,6 +97,18 @@ func fail(err error) int {
 		hintf("drain kept items ('skypipe ls' shows them), drop them with 'skypipe rm NAME', or give the satellite a larger --max-store")
 	case errors.Is(err, pipes.ErrNotStored):
 		hintf("the item was not kept; send it again once 'skypipe status' says the satellite answers")
+	case errors.Is(err, fly.ErrNoToken), errors.Is(err, fly.ErrBadToken):
+		hintf("create a token with 'fly tokens create org' and put it in FLY_API_TOKEN (never on the command line)")
+	case errors.Is(err, fly.ErrNameTaken):
+		hintf("app names are global on Fly.io: choose another with --app")
+	case errors.Is(err, fly.ErrAmbiguous):
+		hintf("name the one to use with --app")
+	case errors.Is(err, fly.ErrNoJoin):
+		hintf("run 'skypipe setup url' on the machine that deployed it, and 'skypipe setup join' here")
+	case errors.Is(err, fly.ErrWrongBinary):
+		hintf("pass a static linux/amd64 build: CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o skypipe-linux ./cmd/skypipe, then --binary skypipe-linux")
+	case errors.Is(err, fly.ErrUnavailable):
+		hintf("try again in a moment; https://status.flyio.net tells whether Fly.io has trouble")
 	case errors.Is(err, pipes.ErrDisconnected):
 		hintf("'skypipe status' tells whether the satellite answers")
 	}

@@ -149,16 +149,13 @@ func TestDeployFreshMakesTheDocumentedRequestsInOrder(t *testing.T) {
 		"min_secrets_version": 1,
 		"config": {
 			"image": "`+strings.TrimPrefix(f.srv.URL, "http://")+`/`+app+`:`+tag+`",
-			"init": {"cmd": ["serve", "--listen", "0.0.0.0:4222", "--store", "/data/store",
-				"--tls-cert", "/etc/skypipe/tls/cert.pem", "--tls-key", "/etc/skypipe/tls/key.pem"]},
+			"init": {"cmd": ["serve", "--listen", "0.0.0.0:4222", "--store", "/data/store"]},
 			"guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256},
 			"metadata": {"skypipe": "satellite", "skypipe_ca": `+jsonString(testCA)+`},
 			"mounts": [{"volume": "vol_0003", "path": "/data"}],
 			"services": [{"protocol": "tcp", "internal_port": 4222, "ports": [{"port": 4222}],
 				"autostop": "off", "autostart": true}],
 			"files": [
-				{"guest_path": "/etc/skypipe/tls/cert.pem", "secret_name": "SKYPIPE_TLS_CERT_B64", "mode": 420},
-				{"guest_path": "/etc/skypipe/tls/key.pem", "secret_name": "SKYPIPE_TLS_KEY_B64", "mode": 384},
 				{"guest_path": "/etc/skypipe/token", "secret_name": "SKYPIPE_TOKEN_B64", "mode": 384}
 			],
 			"restart": {"policy": "always"}

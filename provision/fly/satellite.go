@@ -13,15 +13,13 @@ const (
 	StorePath     = DataPath + "/store"
 	VolumeName    = "skypipe_data"
 	MachineName   = "skypipe-satellite"
-	TLSCertPath   = "/etc/skypipe/tls/cert.pem"
-	TLSKeyPath    = "/etc/skypipe/tls/key.pem"
 	TokenFilePath = "/etc/skypipe/token"
 
 	// App secrets.
 	SecretToken   = "SKYPIPE_TOKEN"        // the token, an environment variable of serve
 	SecretTokenB  = "SKYPIPE_TOKEN_B64"    // the token again, base64, as TokenFilePath
-	SecretTLSCert = "SKYPIPE_TLS_CERT_B64" // the server certificate, base64 PEM
-	SecretTLSKey  = "SKYPIPE_TLS_KEY_B64"  // its key, base64 PEM
+	SecretTLSCert = "SKYPIPE_TLS_CERT_B64" // the server certificate, base64 PEM, read by serve from its environment
+	SecretTLSKey  = "SKYPIPE_TLS_KEY_B64"  // its key, base64 PEM, likewise (never a file of unknown mode)
 
 	// Machine metadata.
 	metaRole    = "skypipe"
@@ -46,8 +44,6 @@ func ServeArgs() []string {
 		"serve",
 		"--listen", "0.0.0.0:" + strconv.Itoa(Port),
 		"--store", StorePath,
-		"--tls-cert", TLSCertPath,
-		"--tls-key", TLSKeyPath,
 	}
 }
 
@@ -80,8 +76,6 @@ func machineConfig(image, volumeID, caPEM string, memoryMB int) MachineConfig {
 			Autostart:    &autostart,
 		}},
 		Files: []MachineFile{
-			{GuestPath: TLSCertPath, SecretName: SecretTLSCert, Mode: 0o644},
-			{GuestPath: TLSKeyPath, SecretName: SecretTLSKey, Mode: 0o600},
 			{GuestPath: TokenFilePath, SecretName: SecretTokenB, Mode: 0o600},
 		},
 		Restart: &MachineRestart{Policy: "always"},
