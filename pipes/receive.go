@@ -458,12 +458,21 @@ func (r *receiver) quiet(ctx context.Context, it *inItem) (bool, error) {
 	if it.claim == nil {
 		return true, nil
 	}
-	req := fmt.Sprintf(`{"seq":%d,"next_by_subj":%q}`, it.lastSeq+1, r.s.claim(it.id))
-	m, err := r.c.request(ctx, "$JS.API.DIRECT.GET."+r.s.stream, []byte(req))
+	// Ask the claim's consumer, which the stream's leader answers: a
+	// replica lagging behind (in a cluster) would not know of the rest.
+	var info *jetstream.ConsumerInfo
+	err := retry(ctx, func() error {
+		cons, err := r.js.Consumer(ctx, r.s.stream, it.claim.consumer)
+		if err != nil {
+			return err
+		}
+		info = cons.CachedInfo()
+		return nil
+	})
 	if err != nil {
 		return false, err
 	}
-	return m.Header.Get("Status") == "404", nil
+	return info.NumPending == 0 && info.Delivered.Stream <= it.lastSeq, nil
 }
 
 // detach makes a receiver without Follow that took a kept item stop being

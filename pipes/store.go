@@ -47,6 +47,9 @@ const (
 	failoverRetry = 250 * time.Millisecond
 )
 
+// errNoStore: nobody answers for a pipe's store: it has none.
+var errNoStore = errors.New("no store")
+
 // transient tells whether err, from a JetStream call made with ctx, may go
 // away once a cluster has elected its leaders.
 func transient(ctx context.Context, err error) bool {
@@ -61,7 +64,8 @@ func transient(ctx context.Context, err error) bool {
 	case errors.As(err, &apiErr):
 		return apiErr.ErrorCode == errCodeJSUnavailable
 	}
-	return false
+	var own *apiError
+	return errors.As(err, &own) && own.ErrCode == errCodeJSUnavailable
 }
 
 // ackTimeout: a kept frame the satellite has not confirmed this long after
@@ -140,8 +144,16 @@ func (c *Client) nextHead(ctx context.Context, s subjects, from uint64) (headRef
 		Seq  uint64 `json:"seq"`
 		Next string `json:"next_by_subj"`
 	}{from, s.headAll()})
-	msg, err := c.request(ctx, "$JS.API.DIRECT.GET."+s.stream, req)
-	if errors.Is(err, nats.ErrNoResponders) {
+	var msg *nats.Msg
+	err := retry(ctx, func() error {
+		var err error
+		msg, err = c.request(ctx, "$JS.API.DIRECT.GET."+s.stream, req)
+		if errors.Is(err, nats.ErrNoResponders) {
+			return errNoStore // not transient: no stream, nothing kept
+		}
+		return err
+	})
+	if errors.Is(err, errNoStore) {
 		return headRef{}, false, nil // no store: nothing kept
 	}
 	if err != nil {
@@ -174,20 +186,44 @@ func (c *Client) purgeItem(ctx context.Context, s subjects, item string) error {
 	req, _ := json.Marshal(struct {
 		Filter string `json:"filter"`
 	}{s.claim(item)})
-	msg, err := c.request(ctx, "$JS.API.STREAM.PURGE."+s.stream, req)
+	err := retry(ctx, func() error {
+		msg, err := c.request(ctx, "$JS.API.STREAM.PURGE."+s.stream, req)
+		if err != nil {
+			return err
+		}
+		var resp struct {
+			Error *apiError `json:"error"`
+		}
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			return err
+		}
+		if resp.Error != nil && resp.Error.ErrCode != errCodeStreamNotFound {
+			return resp.Error
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("removing item %s from the pipe: %w", item, err)
 	}
-	var resp struct {
-		Error *apiError `json:"error"`
-	}
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return fmt.Errorf("removing item %s from the pipe: %w", item, err)
-	}
-	if resp.Error != nil && resp.Error.ErrCode != errCodeStreamNotFound {
-		return fmt.Errorf("removing item %s from the pipe: %w", item, resp.Error)
-	}
 	return nil
+}
+
+// retry makes a JetStream call until it succeeds, fails for good, or
+// failoverWait has passed: a cluster that lost a member answers again once
+// it has elected new leaders, which takes seconds.
+func retry(ctx context.Context, call func() error) error {
+	start := time.Now()
+	for {
+		err := call()
+		if err == nil || !transient(ctx, err) || time.Since(start) > failoverWait {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(failoverRetry):
+		}
+	}
 }
 
 // storeWriter publishes one item's kept frames and tracks the satellite's
