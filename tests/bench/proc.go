@@ -124,9 +124,9 @@ type sink struct {
 	target    int64
 	reached   time.Time
 	reachedCh chan struct{}
-	rest    []byte
-	wg      sync.WaitGroup
-	err     error
+	rest      []byte
+	wg        sync.WaitGroup
+	err       error
 }
 
 func newSink(check string) *sink {
