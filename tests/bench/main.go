@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -35,14 +36,22 @@ type config struct {
 	out      string // BENCHMARKS.md to write, or ""
 	profile  string // directory for CPU profiles, or ""
 	command  string // how the run was started, for the report
+	cases    map[string]bool
 }
 
+// allCases are the cases a run measures, by the names -cases takes.
+var allCases = []string{"live", "kept", "trigger", "fanout", "small"}
+
 func defaults() config {
-	return config{
+	c := config{
 		size: 1 << 30, fanSize: 256 << 20, fanout: 20, rounds: 200,
 		items: 10000, itemSize: 1024, conc: 8, repeat: 3, check: "crc32c",
-		out: "BENCHMARKS.md",
+		out: "BENCHMARKS.md", cases: map[string]bool{},
 	}
+	for _, name := range allCases {
+		c.cases[name] = true
+	}
+	return c
 }
 
 // smoke shrinks a config to a run of seconds that still takes every path.
@@ -90,6 +99,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.out, "out", cfg.out, "file to write the report to ('' for none)")
 	fs.StringVar(&cfg.profile, "profile", "", "directory for CPU profiles of every skypipe process")
 	isSmoke := fs.Bool("smoke", false, "tiny sizes: a run of seconds, for CI")
+	cases := fs.String("cases", strings.Join(allCases, ","), "the cases to run, of "+strings.Join(allCases, ","))
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -97,6 +107,13 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.size, cfg.fanSize = *size<<20, *fanSize<<20
+	cfg.cases = map[string]bool{}
+	for _, c := range strings.Split(*cases, ",") {
+		if !slices.Contains(allCases, c) {
+			return cfg, fmt.Errorf("-cases: no case %q (cases: %s)", c, strings.Join(allCases, ","))
+		}
+		cfg.cases[c] = true
+	}
 	if *isSmoke {
 		cfg = smoke(cfg)
 	}

@@ -63,22 +63,62 @@ func (b *bench) all() error {
 	}
 	sizeName := sizeLabel(cfg.size)
 
-	// 1. live, against the relay, and 6. memory during it
-	var base, live []transfer
-	for i := range cfg.repeat {
-		b.step("live %s, run %d of %d: relay, then skypipe", sizeName, i+1, cfg.repeat)
-		t, err := b.baseline(input, cfg.size)
-		if err != nil {
-			return fmt.Errorf("baseline: %w", err)
+	// The relay's throughput is the baseline of the live and kept cases.
+	var baseMBps float64
+	if cfg.cases["live"] || cfg.cases["kept"] {
+		var base []transfer
+		for i := range cfg.repeat {
+			b.step("TCP relay %s, run %d of %d", sizeName, i+1, cfg.repeat)
+			t, err := b.baseline(input, cfg.size)
+			if err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+			base = append(base, t)
 		}
-		base = append(base, t)
-		if t, err = b.live("live", input, cfg.size, 1); err != nil {
+		baseMBps = mbps(cfg.size, median(base).wall)
+	}
+	if cfg.cases["live"] {
+		if err := b.liveCase(input, baseMBps); err != nil {
+			return err
+		}
+	}
+	if cfg.cases["kept"] {
+		if err := b.keptCase(input, baseMBps); err != nil {
+			return err
+		}
+	}
+	if cfg.cases["trigger"] {
+		if err := b.triggerCase(); err != nil {
+			return err
+		}
+	}
+	if cfg.cases["fanout"] {
+		if err := b.fanoutCase(input); err != nil {
+			return err
+		}
+	}
+	if cfg.cases["small"] {
+		if err := b.smallCase(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// liveCase: 1. live, against the relay, and 6. memory during it.
+func (b *bench) liveCase(input string, baseMBps float64) error {
+	cfg := b.cfg
+	sizeName := sizeLabel(cfg.size)
+	var live []transfer
+	for i := range cfg.repeat {
+		b.step("live %s, run %d of %d", sizeName, i+1, cfg.repeat)
+		t, err := b.live("live", input, cfg.size, 1)
+		if err != nil {
 			return fmt.Errorf("live: %w", err)
 		}
 		live = append(live, t)
 	}
-	bt, lt := median(base), median(live)
-	baseMBps := mbps(cfg.size, bt.wall)
+	lt := median(live)
 	c := "live " + sizeName
 	b.rep.add(row{Case: c, Measure: "throughput, TCP relay (baseline)", Value: baseMBps, Unit: "MB/s"})
 	b.rep.add(row{Case: c, Measure: "throughput, skypipe", Value: mbps(cfg.size, lt.wall), Unit: "MB/s", Base: baseMBps, Target: atLeastRatio(0.8)})
@@ -96,8 +136,13 @@ func (b *bench) all() error {
 		}
 		b.rep.add(row{Case: c, Measure: "throughput, socat relay (extra)", Value: mbps(cfg.size, median(st).wall), Unit: "MB/s", Base: baseMBps})
 	}
+	return nil
+}
 
-	// 2. kept
+// keptCase: 2. kept, store then drain, and 6. memory during them.
+func (b *bench) keptCase(input string, baseMBps float64) error {
+	cfg := b.cfg
+	sizeName := sizeLabel(cfg.size)
 	var stores, drains []transfer
 	for i := range cfg.repeat {
 		b.step("kept %s, run %d of %d", sizeName, i+1, cfg.repeat)
@@ -108,21 +153,25 @@ func (b *bench) all() error {
 		stores, drains = append(stores, s), append(drains, d)
 	}
 	st, dt := median(stores), median(drains)
-	c = "kept " + sizeName
+	c := "kept " + sizeName
 	b.rep.add(row{Case: c, Measure: "store (sender to its exit)", Value: mbps(cfg.size, st.wall), Unit: "MB/s", Base: baseMBps, Target: atLeastRatio(0.6)})
 	b.rep.add(row{Case: c, Measure: "drain (receiver to its exit)", Value: mbps(cfg.size, dt.wall), Unit: "MB/s", Base: baseMBps, Target: atLeastRatio(0.6)})
 	b.rep.add(rssRow(c, "peak RSS, sender", st.sendRSS, 40))
 	b.rep.add(rssRow(c, "peak RSS, receiver", dt.recvRSS, 40))
 	b.rep.add(rssRow(c, "peak RSS, satellite storing", st.satRSS, 150))
 	b.rep.add(rssRow(c, "peak RSS, satellite draining", dt.satRSS, 150))
+	return nil
+}
 
-	// 3. trigger
+// triggerCase: 3. trigger latency.
+func (b *bench) triggerCase() error {
+	cfg := b.cfg
 	b.step("trigger, %d rounds of each", cfg.rounds)
 	tt, err := b.trigger(cfg.rounds)
 	if err != nil {
 		return fmt.Errorf("trigger: %w", err)
 	}
-	c = "trigger"
+	c := "trigger"
 	b.rep.add(row{Case: c, Measure: "sender start to waiter exit, p50", Value: pct(tt.wake, 50), Unit: "ms", Target: below(10)})
 	b.rep.add(row{Case: c, Measure: "sender start to waiter exit, p99", Value: pct(tt.wake, 99), Unit: "ms"})
 	b.rep.add(row{Case: c, Measure: "whole `echo | skypipe t`, a waiter, p50", Value: pct(tt.fireWait, 50), Unit: "ms", Target: below(15)})
@@ -130,8 +179,13 @@ func (b *bench) all() error {
 	b.rep.add(row{Case: c, Measure: "whole `echo | skypipe t`, nobody waiting, p50", Value: pct(tt.fireNone, 50), Unit: "ms", Target: below(15)})
 	b.rep.add(row{Case: c, Measure: "whole `echo | skypipe t`, nobody waiting, p99", Value: pct(tt.fireNone, 99), Unit: "ms"})
 	b.rep.add(row{Case: c, Measure: "whole `skypipe t` fired first, p50", Value: pct(tt.firstWait, 50), Unit: "ms"})
+	return nil
+}
 
-	// 4. fan-out
+// fanoutCase: 4. one sender, many receivers, every byte to each.
+func (b *bench) fanoutCase(input string) error {
+	cfg := b.cfg
+	var err error
 	b.step("fan-out: 1 sender, %d receivers, %s", cfg.fanout, sizeLabel(cfg.fanSize))
 	fanInput := input
 	if cfg.fanSize != cfg.size {
@@ -149,15 +203,19 @@ func (b *bench) all() error {
 	if err != nil {
 		return fmt.Errorf("fan-out: %w", err)
 	}
-	c = fmt.Sprintf("fan-out 1 -> %d, %s", cfg.fanout, sizeLabel(cfg.fanSize))
+	c := fmt.Sprintf("fan-out 1 -> %d, %s", cfg.fanout, sizeLabel(cfg.fanSize))
 	b.rep.add(row{Case: c, Measure: "wall time", Value: ft.wall.Seconds(), Unit: "s"})
 	b.rep.add(row{Case: c, Measure: "aggregate throughput", Value: mbps(cfg.fanSize*int64(cfg.fanout), ft.wall), Unit: "MB/s", Target: atLeast(1000)})
 	b.rep.add(rssRow(c, "peak RSS, sender", ft.sendRSS, 40))
 	b.rep.add(rssRow(c, "peak RSS, receiver (largest)", ft.recvRSS, 40))
 	b.rep.add(rssRow(c, "peak RSS, satellite", ft.satRSS, 0))
+	return nil
+}
 
-	// 5. many small items
-	c = fmt.Sprintf("%d items of %d B", cfg.items, cfg.itemSize)
+// smallCase: 5. many small items, sent then drained.
+func (b *bench) smallCase() error {
+	cfg := b.cfg
+	c := fmt.Sprintf("%d items of %d B", cfg.items, cfg.itemSize)
 	b.step("%s, one process each, %d at once", c, cfg.conc)
 	name, pr, err := b.smallPerProcess(cfg.items, cfg.itemSize, cfg.conc)
 	if err != nil {
