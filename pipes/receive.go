@@ -29,8 +29,16 @@ type ReceiveResult struct {
 	Bytes uint64 // bytes written out
 }
 
-// keptPull is how many bytes of a kept item a receiver has in flight.
-const keptPull = 8 << 20
+// keptPull is how many bytes of a kept item a receiver asks for at once,
+// and keptPullMsgs how many frames at most: with the event queue
+// (receiverEvents), what bounds a receiver's memory while it drains.
+const (
+	keptPull     = 4 << 20
+	keptPullMsgs = 16
+)
+
+// receiverEvents is the length of a receiver's event queue.
+const receiverEvents = 16
 
 // rescanEvery is how often an idle receiver looks in the store for kept
 // items that no live frame announced.
@@ -102,6 +110,17 @@ type receiver struct {
 	res      ReceiveResult
 	last     time.Time // when anything last arrived
 	ctlBuf   []byte
+
+	headSub   *nats.Subscription // answers to looks for kept items
+	headInbox string
+	headReqs  int
+
+	// Kept items written out whole, on their way out of the pipe
+	// (claim.go): cleanupErr is written by the cleaner and read once
+	// cleanupDone is closed.
+	cleanup     chan cleanupJob
+	cleanupDone chan struct{}
+	cleanupErr  error
 }
 
 // Receive writes items of the pipe name to w: first the oldest kept item no
@@ -120,7 +139,7 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 	}
 	r := &receiver{
 		c: c, s: s, js: js, rid: nuid.Next(), opt: opt, w: w,
-		events:     make(chan event, 64),
+		events:     make(chan event, receiverEvents),
 		done:       make(chan struct{}),
 		items:      map[string]*inItem{},
 		othersHold: map[string]time.Time{},
@@ -130,6 +149,9 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 	ctx, explain, stop := c.watch(ctx)
 	defer stop()
 	err = r.run(ctx)
+	if cerr := r.waitCleanup(); err == nil {
+		err = cerr
+	}
 	return r.res, explain(err)
 }
 
@@ -382,12 +404,8 @@ func (r *receiver) end(ctx context.Context, it *inItem) error {
 	if r.owner == it.id {
 		r.owner = ""
 	}
-	if cl := it.claim; cl != nil {
-		cl.iter.Stop()
-		if err := r.c.purgeItem(ctx, r.s, it.id); err != nil {
-			return err
-		}
-		r.release(it)
+	if it.claim != nil {
+		r.finishKept(it)
 	} else {
 		r.sendAck(it.id, it.written+1, it.written+1)
 	}
