@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +39,7 @@ const (
 )
 
 // receiverEvents is the length of a receiver's event queue.
-const receiverEvents = 16
+const receiverEvents = 64
 
 // rescanEvery is how often an idle receiver looks in the store for kept
 // items that no live frame announced.
@@ -81,7 +82,7 @@ type inItem struct {
 
 type claim struct {
 	consumer string
-	iter     jetstream.MessagesContext
+	stop     func() // stops its reader
 	caughtUp bool
 }
 
@@ -111,16 +112,21 @@ type receiver struct {
 	last     time.Time // when anything last arrived
 	ctlBuf   []byte
 
-	headSub   *nats.Subscription // answers to looks for kept items
-	headInbox string
-	headReqs  int
+	// A follower's claims on the next kept items (claim.go): in the order
+	// it takes them; the heads found after them; where to look on.
+	aheads     []*ahead
+	aheadHeads []headRef
+	aheadFrom  uint64
+	headSub    *nats.Subscription // answers to looks for kept items
+	headInbox  string
+	headReqs   int
 
 	// Kept items written out whole, on their way out of the pipe
-	// (claim.go): cleanupErr is written by the cleaner and read once
-	// cleanupDone is closed.
-	cleanup     chan cleanupJob
-	cleanupDone chan struct{}
-	cleanupErr  error
+	// (claim.go), and the first error in removing one.
+	cleanup    chan cleanupJob
+	cleaners   sync.WaitGroup
+	cleanupMu  sync.Mutex
+	cleanupErr error
 }
 
 // Receive writes items of the pipe name to w: first the oldest kept item no
@@ -281,6 +287,12 @@ func (r *receiver) handleLive(ctx context.Context, id string, f frame) error {
 	if it == nil && r.detached.Load() {
 		return nil // not ours: its sender keeps it for the others
 	}
+	if it == nil && r.aheadHolds(id) {
+		// Claimed ahead: it comes from the store; keep the sender from waiting on us.
+		done := f.offset + uint64(len(f.data)) + boolToUint(f.end())
+		r.sendAck(id, done, done)
+		return nil
+	}
 	if it == nil {
 		it = &inItem{id: id}
 		r.items[id] = it
@@ -426,7 +438,7 @@ func (r *receiver) broken(ctx context.Context, id string, cause error) error {
 		it = &inItem{id: id}
 	}
 	if it.claim != nil {
-		it.claim.iter.Stop()
+		it.claim.stop()
 		_ = r.c.purgeItem(ctx, r.s, id)
 		r.release(it)
 	}
@@ -520,6 +532,7 @@ func (r *receiver) sendAck(id string, written, accepted uint64) {
 // senders of live items learn how much was written out.
 func (r *receiver) close() {
 	close(r.done)
+	r.dropAhead()
 	for _, sub := range r.subs {
 		_ = sub.Unsubscribe()
 	}
@@ -528,7 +541,7 @@ func (r *receiver) close() {
 			continue
 		}
 		if it.claim != nil {
-			it.claim.iter.Stop()
+			it.claim.stop()
 			r.release(it)
 			continue
 		}
