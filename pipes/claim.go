@@ -204,6 +204,7 @@ func (r *receiver) startClaim(id, name string, held *heldItem) {
 	}
 	stop := make(chan struct{})
 	it.claim = &claim{consumer: name, stop: sync.OnceFunc(func() { close(stop) })}
+	r.claimed[id] = it
 	it.lastSeen = time.Now()
 	go r.readKept(id, held, stop)
 	if !r.opt.Follow {
@@ -382,18 +383,20 @@ func isEnd(b []byte) bool { return len(b) >= frameHeaderLen && b[1]&flagEnd != 0
 
 // postKept hands a kept frame to the loop; false once the reader is to stop.
 func (r *receiver) postKept(id string, m jetstream.Msg, stop <-chan struct{}) bool {
-	select {
-	case <-stop:
-		return false
-	default:
-	}
 	meta, err := m.Metadata()
 	if err != nil {
 		return true
 	}
+	select { // a slot of the loop's (keptSlots): what bounds kept frames held in memory
+	case r.keptSlots <- struct{}{}:
+	case <-stop:
+		return false
+	case <-r.done:
+		return false
+	}
 	r.post(event{
 		item: id, kept: true,
-		msg: &nats.Msg{Subject: m.Subject(), Data: m.Data()},
+		msg: &nats.Msg{Subject: m.Subject(), Reply: m.Reply(), Data: m.Data()},
 		seq: meta.Sequence.Stream, more: meta.NumPending,
 		head: m.Subject() == r.s.head(id),
 	})
@@ -437,13 +440,16 @@ func (r *receiver) release(it *inItem) {
 	defer cancel()
 	_ = r.js.DeleteConsumer(ctx, r.s.stream, it.claim.consumer)
 	it.claim = nil
+	delete(r.claimed, it.id)
 }
 
 // cleanupBacklog is how many finished kept items may wait to be removed
 // from the pipe before a receiver waits for their removal, and
-// cleanupWorkers how many are removed at once.
+// cleanupWorkers how many are removed at once. Each holds a consumer
+// until then, and the satellite's work for some requests grows with the
+// number of consumers.
 const (
-	cleanupBacklog = 64
+	cleanupBacklog = 8
 	cleanupWorkers = 4
 )
 
@@ -451,16 +457,22 @@ const (
 type cleanupJob struct {
 	item     string
 	consumer string
+	acks     []string
 }
 
 // finishKept gives back a kept item this receiver wrote out whole: it
 // removes the item from the pipe, then drops the claim, in that order, so
-// that no other receiver can take the item again. That runs behind the
-// receiver, so that a follower goes on with the next item meanwhile;
-// Receive returns once it is done.
+// that no other receiver can take the item again. It removes the item by
+// acking every frame it read (the work queue deletes acked messages, and
+// only the last ack waits for the satellite's answer, which comes once
+// all before it are done), else by purging the item's subjects: a purge
+// makes the satellite count anew the pending messages of every consumer
+// of the stream. That runs behind the receiver, so that a follower goes on
+// with the next item meanwhile; Receive returns once it is done.
 func (r *receiver) finishKept(it *inItem) {
 	cl := it.claim
 	it.claim = nil
+	delete(r.claimed, it.id)
 	cl.stop()
 	if r.cleanup == nil {
 		r.cleanup = make(chan cleanupJob, cleanupBacklog)
@@ -468,13 +480,16 @@ func (r *receiver) finishKept(it *inItem) {
 			r.cleaners.Go(func() { r.cleaner(r.cleanup) })
 		}
 	}
-	r.cleanup <- cleanupJob{item: it.id, consumer: cl.consumer}
+	r.cleanup <- cleanupJob{item: it.id, consumer: cl.consumer, acks: cl.acks}
 }
 
 func (r *receiver) cleaner(jobs <-chan cleanupJob) {
 	for job := range jobs {
 		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-		err := r.c.purgeItem(ctx, r.s, job.item)
+		err := r.ackAll(ctx, job.acks)
+		if err != nil {
+			err = r.c.purgeItem(ctx, r.s, job.item)
+		}
 		if derr := r.js.DeleteConsumer(ctx, r.s.stream, job.consumer); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) && err == nil {
 			err = fmt.Errorf("dropping the claim on item %s: %w", job.item, derr)
 		}
@@ -487,6 +502,21 @@ func (r *receiver) cleaner(jobs <-chan cleanupJob) {
 			r.cleanupMu.Unlock()
 		}
 	}
+}
+
+// ackAll acks frames read, the last one waiting for the satellite.
+func (r *receiver) ackAll(ctx context.Context, acks []string) error {
+	if len(acks) == 0 {
+		return errors.New("no frames to ack")
+	}
+	ack := []byte("+ACK")
+	for _, subject := range acks[:len(acks)-1] {
+		if err := r.c.nc.Publish(subject, ack); err != nil {
+			return err
+		}
+	}
+	_, err := r.c.request(ctx, acks[len(acks)-1], ack)
+	return err
 }
 
 // waitCleanup waits until the items given back are removed, and returns

@@ -38,8 +38,13 @@ const (
 	keptPullMsgs = 16
 )
 
-// receiverEvents is the length of a receiver's event queue.
-const receiverEvents = 64
+// receiverEvents is the length of a receiver's event queue, and
+// keptSlots how many of its events may be kept frames: with keptPull, what
+// bounds the memory of a receiver draining a big kept item.
+const (
+	receiverEvents = 64
+	keptSlots      = 8
+)
 
 // rescanEvery is how often an idle receiver looks in the store for kept
 // items that no live frame announced.
@@ -82,7 +87,8 @@ type inItem struct {
 
 type claim struct {
 	consumer string
-	stop     func() // stops its reader
+	stop     func()   // stops its reader
+	acks     []string // where to ack each frame read, to remove it at the end
 	caughtUp bool
 }
 
@@ -94,11 +100,16 @@ type receiver struct {
 	opt    ReceiveOptions
 	w      io.Writer
 	events chan event
-	subs   []*nats.Subscription
-	live   *nats.Subscription
-	done   chan struct{} // closed when the receiver returns
+	// keptSlots holds a token for every kept frame posted and not yet
+	// handled.
+	keptSlots chan struct{}
+	subs      []*nats.Subscription
+	live      *nats.Subscription
+	done      chan struct{} // closed when the receiver returns
 
 	items map[string]*inItem
+	// claimed: the items this receiver holds a claim on (claim != nil).
+	claimed map[string]*inItem
 	// othersHold: kept items found held by another live receiver, and when.
 	othersHold map[string]time.Time
 	// detached: a receiver without Follow that took a kept item wants that
@@ -146,8 +157,10 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 	r := &receiver{
 		c: c, s: s, js: js, rid: nuid.Next(), opt: opt, w: w,
 		events:     make(chan event, receiverEvents),
+		keptSlots:  make(chan struct{}, keptSlots),
 		done:       make(chan struct{}),
 		items:      map[string]*inItem{},
+		claimed:    map[string]*inItem{},
 		othersHold: map[string]time.Time{},
 		last:       time.Now(),
 	}
@@ -245,8 +258,8 @@ func (r *receiver) wantsMore() bool {
 	if !r.opt.Follow {
 		return r.primary == ""
 	}
-	for _, it := range r.items {
-		if it.claim != nil && !it.claim.caughtUp {
+	for _, it := range r.claimed {
+		if !it.claim.caughtUp {
 			return false
 		}
 	}
@@ -254,6 +267,9 @@ func (r *receiver) wantsMore() bool {
 }
 
 func (r *receiver) handle(ctx context.Context, ev event) error {
+	if ev.kept && ev.msg != nil {
+		<-r.keptSlots
+	}
 	if ev.probe != 0 {
 		if it := r.items[ev.item]; it != nil {
 			it.probing = false
@@ -347,6 +363,9 @@ func (r *receiver) handleKept(ctx context.Context, ev event, f frame) (err error
 	}
 	it.lastSeen, it.lastSeq = time.Now(), ev.seq
 	r.last = it.lastSeen
+	if ev.msg.Reply != "" {
+		it.claim.acks = append(it.claim.acks, ev.msg.Reply)
+	}
 	if !it.claim.caughtUp && ev.more == 0 {
 		// The kept part is read; a follower takes the next item meanwhile.
 		it.claim.caughtUp = true
