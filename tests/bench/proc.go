@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,6 +29,7 @@ type proc struct {
 	done   chan struct{}
 	err    error
 	sink   *sink
+	peak   atomic.Int64 // VmHWM, as last read
 }
 
 // startProc starts name with args. stdin may be nil (/dev/null), an
@@ -58,6 +60,7 @@ func startProc(env []string, stdin io.Reader, out *sink, name string, args ...st
 		}
 		return nil, err
 	}
+	go p.watchPeak()
 	go func() {
 		p.err = p.cmd.Wait()
 		p.end = time.Now()
@@ -101,17 +104,31 @@ func (p *proc) waitTimeout(d time.Duration) error {
 // elapsed is the process's wall time from its start to its exit.
 func (p *proc) elapsed() time.Duration { return p.end.Sub(p.start) }
 
-// maxRSS is the process's peak resident set, in bytes, from wait4's rusage.
-func (p *proc) maxRSS() int64 {
-	if p.cmd.ProcessState == nil {
-		return 0
+// peakEvery is how often the peak RSS of a child is read.
+const peakEvery = 5 * time.Millisecond
+
+// watchPeak reads the process's peak resident set (VmHWM, which only
+// grows) until it exits. wait4's rusage cannot serve: os/exec starts a
+// child with vfork, so the child's ru_maxrss counts this process's own
+// peak from before the exec.
+func (p *proc) watchPeak() {
+	tick := time.NewTicker(peakEvery)
+	defer tick.Stop()
+	for {
+		if v := peakRSS(p.cmd.Process.Pid); v > 0 {
+			p.peak.Store(v)
+		}
+		select {
+		case <-p.done:
+			return
+		case <-tick.C:
+		}
 	}
-	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0
-	}
-	return ru.Maxrss * 1024 // KiB on Linux
 }
+
+// maxRSS is the process's peak resident set, in bytes: its VmHWM as last
+// read before it exited (within peakEvery of its end).
+func (p *proc) maxRSS() int64 { return p.peak.Load() }
 
 // sink reads a child's stdout, counts it and sums it; with lines set it
 // also hands every line to a callback.
