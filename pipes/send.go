@@ -528,6 +528,9 @@ func (snd *sender) finish(ctx context.Context) error {
 		}
 	}
 	snd.liveEnded = true
+	if snd.kept && len(snd.members) == 0 {
+		return snd.store.wait(ctx) // the satellite's acks say it has every frame: no flush
+	}
 	if err := snd.c.nc.FlushTimeout(apiTimeout); err != nil {
 		return fmt.Errorf("sending: %w", err)
 	}
