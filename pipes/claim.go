@@ -350,9 +350,11 @@ func (r *receiver) readKept(id string, held *heldItem, stop <-chan struct{}) {
 	if sawEnd {
 		return
 	}
-	// At most keptPullMsgs frames in flight: nats.go makes a channel of
-	// that many for every reader (a million with a byte limit alone).
-	iter, err := held.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(keptPullMsgs, keptPull))
+	// A byte limit alone: nats.go then tracks the bytes in flight (and
+	// makes a channel of a million slots, which costs untouched memory
+	// only); with a message limit as well it overran its channel and
+	// dropped frames as a slow consumer.
+	iter, err := held.cons.Messages(jetstream.PullMaxBytes(keptPull))
 	if err != nil {
 		r.post(event{item: id, kept: true, err: fmt.Errorf("reading a kept item: %w", err)})
 		return

@@ -30,9 +30,10 @@ type ReceiveResult struct {
 	Bytes uint64 // bytes written out
 }
 
-// keptPull is how many bytes of a kept item a receiver asks for at once,
-// and keptPullMsgs how many frames at most: with the event queue
-// (receiverEvents), what bounds a receiver's memory while it drains.
+// keptPull is how many bytes of a kept item a receiver has in flight on a
+// standing pull, and keptPullMsgs how many frames one exact pull asks for
+// (claim.go): with keptSlots, what bounds a receiver's memory while it
+// drains.
 const (
 	keptPull     = 4 << 20
 	keptPullMsgs = 16
