@@ -158,8 +158,9 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "| run took | %v |\n\n", rep.finished.Sub(rep.started).Round(time.Second))
 	fmt.Fprintln(&b, "| case | measure | skypipe | ratio to baseline | target | met |")
 	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- |")
+	cell := strings.NewReplacer("|", `\|`).Replace
 	for _, r := range rep.rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", r.Case, r.Measure, r.value(), r.ratio(), r.target(), r.met())
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", cell(r.Case), cell(r.Measure), r.value(), r.ratio(), cell(r.target()), r.met())
 	}
 	ok := 0
 	for _, c := range rep.checks {
