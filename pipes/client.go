@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 )
@@ -12,6 +13,10 @@ import (
 type Client struct {
 	nc     *nats.Conn
 	notice func(string)
+	// chunks are senders' read buffers, shared by the items a Client
+	// sends one after another (SendLines), so that each does not allocate
+	// its own.
+	chunks *sync.Pool
 }
 
 // Option configures a Client.
@@ -25,7 +30,9 @@ func WithNotice(f func(msg string)) Option {
 
 // New returns a Client that uses nc, which must stay open while it is used.
 func New(nc *nats.Conn, opts ...Option) *Client {
-	c := &Client{nc: nc, notice: func(string) {}}
+	c := &Client{nc: nc, notice: func(string) {}, chunks: &sync.Pool{
+		New: func() any { return &chunk{buf: make([]byte, frameHeaderLen+chunkSize)} },
+	}}
 	for _, o := range opts {
 		o(c)
 	}

@@ -83,13 +83,24 @@
 // second consumer with an overlapping filter (error 10100), so the consumer
 // is a lock: two receivers never split an item. The claimant holds all acks
 // to the end (AckWait of a year, MaxAckPending unlimited) and, once it has
-// written the end, purges the item's subjects and deletes its consumer. If
-// it dies instead, the item is still whole in the stream: the next receiver
-// that meets error 10100 probes the holder (its id is in the consumer's
-// metadata), deletes the consumer of a dead one, and takes the item from its
-// first byte. A receiver finds the oldest kept item by asking the stream for
-// the first message on head.* at or after a sequence (direct get, with no
-// consumer), skipping items others hold.
+// written the end, acks every frame it read (the work queue deletes acked
+// messages; the last ack waits for the satellite's answer), falling back
+// on a purge of the item's subjects, and only then deletes its consumer,
+// behind the receiver's loop. If it dies instead, the item is still whole
+// in the stream: the next receiver that meets error 10100 probes the holder
+// (its id is in the consumer's metadata), deletes the consumer of a dead
+// one, and takes the item from its first byte. A receiver finds the oldest
+// kept items by asking the stream for the messages on head.* from a
+// sequence on (a batched direct get, with no consumer), skipping items
+// others hold. It pulls exactly the frames its claim found stored (the
+// consumer's pending count), since a pull for more makes the satellite
+// look through every later message of the stream; only an item still being
+// sent is read with a standing pull.
+//
+// For a pipe of many small items, a follower claims a few items ahead of
+// the one it reads and pulls their first frames (claim.go), so that no
+// claim's round trips stand between two items; others see those items
+// held by a live receiver.
 //
 // A receiver without Follow that takes a kept item wants that item only: it
 // leaves the audience of every other item (senders keep those for the next

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +30,22 @@ type ReceiveResult struct {
 	Bytes uint64 // bytes written out
 }
 
-// keptPull is how many bytes of a kept item a receiver has in flight.
-const keptPull = 8 << 20
+// keptPull is how many bytes of a kept item a receiver has in flight on a
+// standing pull, and keptPullMsgs how many frames one exact pull asks for
+// (claim.go): with keptSlots, what bounds a receiver's memory while it
+// drains.
+const (
+	keptPull     = 4 << 20
+	keptPullMsgs = 16
+)
+
+// receiverEvents is the length of a receiver's event queue, and
+// keptSlots how many of its events may be kept frames: with keptPull, what
+// bounds the memory of a receiver draining a big kept item.
+const (
+	receiverEvents = 64
+	keptSlots      = 8
+)
 
 // rescanEvery is how often an idle receiver looks in the store for kept
 // items that no live frame announced.
@@ -73,7 +88,8 @@ type inItem struct {
 
 type claim struct {
 	consumer string
-	iter     jetstream.MessagesContext
+	stop     func()   // stops its reader
+	acks     []string // where to ack each frame read, to remove it at the end
 	caughtUp bool
 }
 
@@ -85,11 +101,16 @@ type receiver struct {
 	opt    ReceiveOptions
 	w      io.Writer
 	events chan event
-	subs   []*nats.Subscription
-	live   *nats.Subscription
-	done   chan struct{} // closed when the receiver returns
+	// keptSlots holds a token for every kept frame posted and not yet
+	// handled.
+	keptSlots chan struct{}
+	subs      []*nats.Subscription
+	live      *nats.Subscription
+	done      chan struct{} // closed when the receiver returns
 
 	items map[string]*inItem
+	// claimed: the items this receiver holds a claim on (claim != nil).
+	claimed map[string]*inItem
 	// othersHold: kept items found held by another live receiver, and when.
 	othersHold map[string]time.Time
 	// detached: a receiver without Follow that took a kept item wants that
@@ -102,6 +123,22 @@ type receiver struct {
 	res      ReceiveResult
 	last     time.Time // when anything last arrived
 	ctlBuf   []byte
+
+	// A follower's claims on the next kept items (claim.go): in the order
+	// it takes them; the heads found after them; where to look on.
+	aheads     []*ahead
+	aheadHeads []headRef
+	aheadFrom  uint64
+	headSub    *nats.Subscription // answers to looks for kept items
+	headInbox  string
+	headReqs   int
+
+	// Kept items written out whole, on their way out of the pipe
+	// (claim.go), and the first error in removing one.
+	cleanup    chan cleanupJob
+	cleaners   sync.WaitGroup
+	cleanupMu  sync.Mutex
+	cleanupErr error
 }
 
 // Receive writes items of the pipe name to w: first the oldest kept item no
@@ -120,9 +157,11 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 	}
 	r := &receiver{
 		c: c, s: s, js: js, rid: nuid.Next(), opt: opt, w: w,
-		events:     make(chan event, 64),
+		events:     make(chan event, receiverEvents),
+		keptSlots:  make(chan struct{}, keptSlots),
 		done:       make(chan struct{}),
 		items:      map[string]*inItem{},
+		claimed:    map[string]*inItem{},
 		othersHold: map[string]time.Time{},
 		last:       time.Now(),
 	}
@@ -130,6 +169,9 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 	ctx, explain, stop := c.watch(ctx)
 	defer stop()
 	err = r.run(ctx)
+	if cerr := r.waitCleanup(); err == nil {
+		err = cerr
+	}
 	return r.res, explain(err)
 }
 
@@ -217,8 +259,8 @@ func (r *receiver) wantsMore() bool {
 	if !r.opt.Follow {
 		return r.primary == ""
 	}
-	for _, it := range r.items {
-		if it.claim != nil && !it.claim.caughtUp {
+	for _, it := range r.claimed {
+		if !it.claim.caughtUp {
 			return false
 		}
 	}
@@ -226,6 +268,9 @@ func (r *receiver) wantsMore() bool {
 }
 
 func (r *receiver) handle(ctx context.Context, ev event) error {
+	if ev.kept && ev.msg != nil {
+		<-r.keptSlots
+	}
 	if ev.probe != 0 {
 		if it := r.items[ev.item]; it != nil {
 			it.probing = false
@@ -258,6 +303,12 @@ func (r *receiver) handleLive(ctx context.Context, id string, f frame) error {
 	it := r.items[id]
 	if it == nil && r.detached.Load() {
 		return nil // not ours: its sender keeps it for the others
+	}
+	if it == nil && r.aheadHolds(id) {
+		// Claimed ahead: it comes from the store; keep the sender from waiting on us.
+		done := f.offset + uint64(len(f.data)) + boolToUint(f.end())
+		r.sendAck(id, done, done)
+		return nil
 	}
 	if it == nil {
 		it = &inItem{id: id}
@@ -313,6 +364,9 @@ func (r *receiver) handleKept(ctx context.Context, ev event, f frame) (err error
 	}
 	it.lastSeen, it.lastSeq = time.Now(), ev.seq
 	r.last = it.lastSeen
+	if ev.msg.Reply != "" {
+		it.claim.acks = append(it.claim.acks, ev.msg.Reply)
+	}
 	if !it.claim.caughtUp && ev.more == 0 {
 		// The kept part is read; a follower takes the next item meanwhile.
 		it.claim.caughtUp = true
@@ -382,12 +436,8 @@ func (r *receiver) end(ctx context.Context, it *inItem) error {
 	if r.owner == it.id {
 		r.owner = ""
 	}
-	if cl := it.claim; cl != nil {
-		cl.iter.Stop()
-		if err := r.c.purgeItem(ctx, r.s, it.id); err != nil {
-			return err
-		}
-		r.release(it)
+	if it.claim != nil {
+		r.finishKept(it)
 	} else {
 		r.sendAck(it.id, it.written+1, it.written+1)
 	}
@@ -408,7 +458,7 @@ func (r *receiver) broken(ctx context.Context, id string, cause error) error {
 		it = &inItem{id: id}
 	}
 	if it.claim != nil {
-		it.claim.iter.Stop()
+		it.claim.stop()
 		_ = r.c.purgeItem(ctx, r.s, id)
 		r.release(it)
 	}
@@ -511,6 +561,7 @@ func (r *receiver) sendAck(id string, written, accepted uint64) {
 // senders of live items learn how much was written out.
 func (r *receiver) close() {
 	close(r.done)
+	r.dropAhead()
 	for _, sub := range r.subs {
 		_ = sub.Unsubscribe()
 	}
@@ -519,7 +570,7 @@ func (r *receiver) close() {
 			continue
 		}
 		if it.claim != nil {
-			it.claim.iter.Stop()
+			it.claim.stop()
 			r.release(it)
 			continue
 		}

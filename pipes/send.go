@@ -94,7 +94,7 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 		ctl:     newCtlQueue(),
 		done:    make(chan struct{}),
 		members: map[string]*member{},
-		pool:    &sync.Pool{New: func() any { return &chunk{buf: make([]byte, frameHeaderLen+chunkSize)} }},
+		pool:    c.chunks,
 	}
 	defer snd.close()
 	ctx, explain, stop := c.watch(ctx)
@@ -491,10 +491,11 @@ func (snd *sender) startKeeping(ctx context.Context) error {
 		return err
 	}
 	snd.store = w
-	if snd.out == nil {
+	if snd.out == nil && snd.keptFrom < snd.offset {
 		snd.out = make([]byte, frameHeaderLen+chunkSize)
 	}
-	if err := w.write(ctx, sealFrame(snd.out[:frameHeaderLen], 0, snd.keptFrom)); err != nil {
+	var head [frameHeaderLen]byte
+	if err := w.write(ctx, sealFrame(head[:], 0, snd.keptFrom)); err != nil {
 		return err
 	}
 	for off := snd.keptFrom; off < snd.offset; {
@@ -534,6 +535,9 @@ func (snd *sender) finish(ctx context.Context) error {
 		}
 	}
 	snd.liveEnded = true
+	if snd.kept && len(snd.members) == 0 {
+		return snd.store.wait(ctx) // the satellite's acks say it has every frame: no flush
+	}
 	if err := snd.c.nc.FlushTimeout(apiTimeout); err != nil {
 		return fmt.Errorf("sending: %w", err)
 	}

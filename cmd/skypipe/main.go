@@ -38,7 +38,7 @@ func versionString() string {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(profiled(func() int { return run(os.Args[1:]) }))
 }
 
 func run(args []string) int {

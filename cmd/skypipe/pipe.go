@@ -16,6 +16,7 @@ type PipeCmd struct {
 	Send    bool          `help:"Send, whatever stdin is." xor:"mode"`
 	Recv    bool          `help:"Receive, whatever stdin is." xor:"mode"`
 	Follow  bool          `short:"f" help:"Keep receiving across items, kept and live, instead of exiting after one."`
+	Lines   bool          `short:"l" help:"Send every line of stdin as an item of its own, e.g. one job a line for a queue of receivers."`
 	Timeout time.Duration `help:"Receive: exit 124 when nothing arrives for this long (e.g. 30s, 5m)." placeholder:"DUR"`
 }
 
@@ -31,7 +32,15 @@ its end. With --follow it goes on with the next item.
 Examples:
   skypipe --recv build < "$job_input"    receive although stdin is a file
   ssh host 'skypipe --send logs' < f     send although stdin is a tty
-  skypipe --timeout 30s deploy-done      wait at most 30s for a trigger`
+  skypipe --timeout 30s deploy-done      wait at most 30s for a trigger
+
+With --lines (-l) a sender sends each line of stdin (its '\n' included) as
+an item of its own, as if one sender ran per line, in one process: a queue
+of jobs that receivers take one at a time.
+
+  ls *.jpg | skypipe -l jobs             one kept item a file name
+  f=$(skypipe jobs) && convert "$f" ...  a worker takes one job
+  skypipe -f jobs | xargs -n1 ./work     or takes them all, line by line`
 }
 
 // Run sends or receives.
@@ -46,6 +55,9 @@ func (c *PipeCmd) Run(ctx context.Context, g *Globals) error {
 	if send && (c.Follow || c.Timeout != 0) {
 		return &usageError{msg: "--follow and --timeout are for receivers, and stdin makes this a sender", hint: "add --recv to receive"}
 	}
+	if !send && c.Lines {
+		return &usageError{msg: "--lines is for senders, and this is a receiver", hint: "give the lines on stdin: ls | skypipe -l NAME"}
+	}
 	if c.Timeout < 0 {
 		return &usageError{msg: "--timeout must not be negative"}
 	}
@@ -55,6 +67,10 @@ func (c *PipeCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	defer nc.Close()
 	client := pipes.New(nc, pipes.WithNotice(notice))
+	if send && c.Lines {
+		_, err := client.SendLines(ctx, c.Name, os.Stdin)
+		return err
+	}
 	if send {
 		_, err := client.Send(ctx, c.Name, os.Stdin)
 		return err
