@@ -492,9 +492,14 @@ func (r *receiver) finishKept(it *inItem) {
 
 func (r *receiver) cleaner(jobs <-chan cleanupJob) {
 	for job := range jobs {
-		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-		err := r.ackAll(ctx, job.acks)
-		if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), failoverWait+apiTimeout)
+		var err error
+		if r.c.clustered() {
+			// A cluster's leader may answer an ack, then die before its
+			// followers learn of it: the item would come back. A purge
+			// is answered once a majority holds it.
+			err = r.c.purgeItem(ctx, r.s, job.item)
+		} else if err = r.ackAll(ctx, job.acks); err != nil {
 			err = r.c.purgeItem(ctx, r.s, job.item)
 		}
 		if derr := r.js.DeleteConsumer(ctx, r.s.stream, job.consumer); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) && err == nil {

@@ -89,6 +89,9 @@ func streamConfig(s subjects) jetstream.StreamConfig {
 // satellites holds: a majority survives the loss of any one.
 const clusterReplicas = 3
 
+// clustered tells whether the satellite is one of a cluster.
+func (c *Client) clustered() bool { return c.nc.ConnectedClusterName() != "" }
+
 func (c *Client) ensureStream(ctx context.Context, s subjects) error {
 	js, err := jetstream.New(c.nc)
 	if err != nil {
@@ -97,7 +100,7 @@ func (c *Client) ensureStream(ctx context.Context, s subjects) error {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	cfg := streamConfig(s)
-	if c.nc.ConnectedClusterName() != "" {
+	if c.clustered() {
 		cfg.Replicas = clusterReplicas
 	}
 	for {
@@ -319,12 +322,19 @@ func storeError(s subjects, e *apiError) error {
 func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 	if !w.started {
 		m := nats.Msg{Subject: w.s.head(w.item), Data: buf}
+		start := time.Now()
 		for attempt := 0; ; attempt++ {
 			resp, err := w.c.requestMsg(ctx, &m)
 			if errors.Is(err, nats.ErrNoResponders) && attempt == 0 {
 				if err := w.c.ensureStream(ctx, w.s); err != nil {
 					return err
 				}
+				continue
+			}
+			if transient(ctx, err) && time.Since(start) < failoverWait {
+				// A new stream, or one whose cluster elects a leader,
+				// may not answer at once.
+				time.Sleep(failoverRetry)
 				continue
 			}
 			if err != nil {
