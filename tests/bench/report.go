@@ -97,8 +97,11 @@ type report struct {
 	cfg      config
 	started  time.Time
 	finished time.Time
-	rows     []row
-	checks   []check
+	// loadStart is the load average when the run started: the machine
+	// may be shared.
+	loadStart string
+	rows      []row
+	checks    []check
 }
 
 func (rep *report) add(r row) { rep.rows = append(rep.rows, r) }
@@ -154,7 +157,7 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "| memory | %s |\n", memTotal())
 	fmt.Fprintf(&b, "| kernel | %s |\n", kernel())
 	fmt.Fprintf(&b, "| Go | %s |\n", goVersion())
-	fmt.Fprintf(&b, "| load average at start | %s |\n", loadAvg())
+	fmt.Fprintf(&b, "| load average (1, 5, 15 min) at start / end | %s / %s |\n", rep.loadStart, loadAvg())
 	fmt.Fprintf(&b, "| run took | %v |\n\n", rep.finished.Sub(rep.started).Round(time.Second))
 	fmt.Fprintln(&b, "| case | measure | skypipe | ratio to baseline | target | met |")
 	fmt.Fprintln(&b, "| --- | --- | --- | --- | --- | --- |")

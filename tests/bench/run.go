@@ -32,7 +32,7 @@ func run(cfg config, out io.Writer) (*report, error) {
 		return nil, err
 	}
 	defer w.close()
-	b := &bench{cfg: cfg, w: w, rep: &report{cfg: cfg, started: time.Now()}, log: os.Stderr}
+	b := &bench{cfg: cfg, w: w, rep: &report{cfg: cfg, started: time.Now(), loadStart: loadAvg()}, log: os.Stderr}
 	if err := b.all(); err != nil {
 		return b.rep, err
 	}
