@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 )
 
 // The output of a receiver: bytes of several items, never one inside
@@ -15,21 +16,35 @@ import (
 // Waiting bytes are acknowledged as taken in, up to holdLimit per item, so
 // that a sender is not held back by a line that another sender has not
 // finished: two receivers waiting on each other's open lines would hold
-// both senders forever. Past holdLimit (a line that long, or a sender that
-// stopped mid-line) the waiting bytes are written out anyway: lines are
-// kept whole up to holdLimit bytes.
+// both senders forever. Beyond holdLimit a live item's bytes still wait,
+// unacknowledged, so its sender slows down until the open line ends. The
+// open line is cut (what waits is written out) only when its sender makes
+// no progress for lineStall (it stopped mid-line), or when the line is
+// itself longer than holdLimit: lines are kept whole up to holdLimit bytes.
+// A kept item, read from the store at the receiver's pace, waits up to
+// holdLimit.
 
-// holdLimit is how many bytes of an item may wait behind an open line: the
-// longest line kept whole. Senders keep this much more in their ring.
+// holdLimit is how many bytes of an item may wait behind an open line,
+// acknowledged: the longest line kept whole. Senders keep this much more
+// in their ring.
 const holdLimit = 1 << 20
+
+// maxHeld bounds the bytes of a live item waiting behind an open line: its
+// sender's credit runs out before.
+const maxHeld = holdLimit + liveWindow + 2*chunkSize
+
+// lineStall: an open line whose item sent nothing for this long is cut, so
+// that a sender stopped mid-line (a log writer between two writes) does not
+// hold everyone else back.
+const lineStall = time.Second
 
 // write puts an item's bytes on the output, or makes them wait.
 func (r *receiver) write(it *inItem, data []byte) error {
-	if r.owner != "" && r.owner != it.id && len(it.held)+len(data) <= holdLimit {
+	if r.owner != "" && r.owner != it.id && r.mayHold(it, len(data)) {
 		r.hold(it, data)
 		return nil
 	}
-	if len(it.held) > 0 { // over holdLimit: what waits goes first
+	if len(it.held) > 0 { // what waits goes first
 		data = append(it.held, data...)
 		it.held = nil
 	}
@@ -37,6 +52,37 @@ func (r *receiver) write(it *inItem, data []byte) error {
 		return err
 	}
 	return r.flushHeld()
+}
+
+// mayHold tells whether n more bytes of it may wait behind the open line.
+func (r *receiver) mayHold(it *inItem, n int) bool {
+	held := len(it.held) + n
+	if held <= holdLimit {
+		return true
+	}
+	return it.claim == nil && held <= maxHeld && !r.lineStalled(time.Now())
+}
+
+// lineStalled tells whether the open line may be cut: its item stopped
+// sending, or the line is longer than holdLimit.
+func (r *receiver) lineStalled(now time.Time) bool {
+	return r.owner != "" && (now.Sub(r.ownerAt) >= lineStall || r.ownerLine > holdLimit)
+}
+
+// cutStalledLine writes out what waits behind an open line whose item
+// stopped sending.
+func (r *receiver) cutStalledLine(now time.Time) error {
+	if len(r.waiting) == 0 || !r.lineStalled(now) {
+		return nil
+	}
+	r.owner = ""
+	return r.flushHeld()
+}
+
+// taken is how far an item's bytes count as taken in: written, and
+// waiting up to holdLimit.
+func taken(it *inItem) uint64 {
+	return it.written + uint64(min(len(it.held), holdLimit))
 }
 
 // hold keeps bytes of an item until the open line ends, and tells its
@@ -48,7 +94,7 @@ func (r *receiver) hold(it *inItem, data []byte) {
 		r.waiting = append(r.waiting, it)
 	}
 	if it.claim == nil {
-		r.sendAck(it.id, it.written, it.written+uint64(len(it.held)))
+		r.sendAck(it.id, it.written, taken(it))
 	}
 }
 
@@ -87,13 +133,17 @@ func (r *receiver) emit(it *inItem, data []byte) error {
 	if err != nil {
 		return &ItemError{Item: it.id, Written: it.written, Err: fmt.Errorf("%w: %v", ErrOutput, err)}
 	}
-	if data[len(data)-1] == '\n' {
+	if i := bytes.LastIndexByte(data, '\n'); i == len(data)-1 {
 		r.owner = ""
 	} else {
-		r.owner = it.id
+		if r.owner != it.id || i >= 0 {
+			r.ownerLine = 0
+		}
+		r.owner, r.ownerAt = it.id, time.Now()
+		r.ownerLine += len(data) - (i + 1)
 	}
 	if it.claim == nil {
-		r.sendAck(it.id, it.written, it.written+uint64(len(it.held)))
+		r.sendAck(it.id, it.written, taken(it))
 	}
 	return nil
 }

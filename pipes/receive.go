@@ -115,14 +115,16 @@ type receiver struct {
 	othersHold map[string]time.Time
 	// detached: a receiver without Follow that took a kept item wants that
 	// item only; it no longer answers roll calls or takes live items.
-	detached atomic.Bool
-	primary  string    // the item whose end ends a receiver without Follow
-	owner    string    // the item whose line is open on the output
-	waiting  []*inItem // items with held bytes, first come first served
-	claims   int
-	res      ReceiveResult
-	last     time.Time // when anything last arrived
-	ctlBuf   []byte
+	detached  atomic.Bool
+	primary   string    // the item whose end ends a receiver without Follow
+	owner     string    // the item whose line is open on the output
+	ownerAt   time.Time // when the owner last wrote
+	ownerLine int       // how long the open line is so far
+	waiting   []*inItem // items with held bytes, first come first served
+	claims    int
+	res       ReceiveResult
+	last      time.Time // when anything last arrived
+	ctlBuf    []byte
 
 	// A follower's claims on the next kept items (claim.go): in the order
 	// it takes them; the heads found after them; where to look on.
@@ -231,6 +233,9 @@ func (r *receiver) run(ctx context.Context) error {
 				return ErrTimeout
 			}
 			if err := r.checkSenders(ctx, now); err != nil {
+				return err
+			}
+			if err := r.cutStalledLine(now); err != nil {
 				return err
 			}
 			if now.Sub(lastScan) >= rescanEvery && r.wantsMore() {
