@@ -237,8 +237,7 @@ type storeWriter struct {
 	item    string
 	inbox   string
 	sub     *nats.Subscription
-	next    uint64 // id of the next publish
-	started bool   // the head is stored
+	started bool // the head is stored
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -248,6 +247,8 @@ type storeWriter struct {
 	msg      nats.Msg
 	watchdog *time.Ticker
 	stop     chan struct{}
+	subject  string // where frames go
+	reply    string // where their confirmations come
 }
 
 func (c *Client) newStoreWriter(s subjects, item string) (*storeWriter, error) {
@@ -367,8 +368,12 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 	}
 	w.pending++
 	w.mu.Unlock()
-	w.next++
-	w.msg = nats.Msg{Subject: w.s.kept(w.item), Reply: w.inbox + "." + strconv.FormatUint(w.next, 10), Data: buf}
+	// One reply subject for every frame: the satellite confirms a stream's
+	// publishes in order, and onAck only counts them.
+	if w.reply == "" {
+		w.reply, w.subject = w.inbox+".ack", w.s.kept(w.item)
+	}
+	w.msg = nats.Msg{Subject: w.subject, Reply: w.reply, Data: buf}
 	if err := w.c.nc.PublishMsg(&w.msg); err != nil {
 		return fmt.Errorf("storing in pipe %q: %w", w.s.name, err)
 	}
