@@ -164,6 +164,10 @@ func (r *receiver) createClaim(ctx context.Context, id, name string) (*heldItem,
 			return nil, false, fmt.Errorf("taking a kept item: %w", err)
 		}
 		switch {
+		case apiErr.ErrorCode == errCodeStreamNotFound && r.c.clustered() && time.Since(start) < failoverWait:
+			// The store was there a moment ago: a cluster that lost its
+			// leader may not find it for a while.
+			time.Sleep(failoverRetry)
 		case apiErr.ErrorCode == errCodeStreamNotFound:
 			return nil, false, nil
 		case apiErr.ErrorCode == errCodeWQNotUnique && attempt == 0:
@@ -180,11 +184,19 @@ func (r *receiver) createClaim(ctx context.Context, id, name string) (*heldItem,
 	// The item may have been finished and removed by another receiver
 	// between our finding it and our claim: then nothing is pending.
 	info := cons.CachedInfo()
-	if info == nil || info.NumPending == 0 {
-		_ = r.js.DeleteConsumer(ctx, r.s.stream, name)
-		return nil, false, nil
+	if info != nil && info.NumPending > 0 {
+		return &heldItem{cons: cons, stored: info.NumPending}, true, nil
 	}
-	return &heldItem{cons: cons, stored: info.NumPending}, true, nil
+	if r.c.clustered() {
+		// The consumer's leader may be a replica lagging behind the
+		// stream's: ask the stream's leader. The item is then read as
+		// one still being sent, as its frames reach the replica.
+		if ok, err := r.c.storedFrom(ctx, r.s, id, 0); err == nil && ok {
+			return &heldItem{cons: cons}, true, nil
+		}
+	}
+	_ = r.js.DeleteConsumer(ctx, r.s.stream, name)
+	return nil, false, nil
 }
 
 // heldItem is a claimed kept item: its consumer, how many of its frames
@@ -334,6 +346,9 @@ func (r *receiver) readKept(id string, held *heldItem, stop <-chan struct{}) {
 		if batch == nil {
 			var err error
 			batch, err = held.cons.Fetch(int(min(left, keptPullMsgs)), jetstream.FetchMaxWait(idleProbe))
+			if err != nil && transient(context.Background(), err) {
+				break // read on as frames come, below
+			}
 			if err != nil {
 				r.post(event{item: id, kept: true, err: err})
 				return
@@ -373,6 +388,9 @@ func (r *receiver) readKept(id string, held *heldItem, stop <-chan struct{}) {
 	}()
 	for {
 		m, err := iter.Next()
+		if errors.Is(err, jetstream.ErrNoHeartbeat) {
+			continue // a cluster electing a leader: the iterator pulls anew
+		}
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				r.post(event{item: id, kept: true, err: err})

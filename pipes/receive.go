@@ -3,6 +3,7 @@ package pipes
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -84,6 +85,7 @@ type inItem struct {
 	probing  bool
 	gone     bool // a probe found the sender gone
 	lastSeq  uint64
+	quietAt  time.Time // when the store first said nothing more was coming
 }
 
 type claim struct {
@@ -464,7 +466,13 @@ func (r *receiver) broken(ctx context.Context, id string, cause error) error {
 	}
 	if it.claim != nil {
 		it.claim.stop()
-		_ = r.c.purgeItem(ctx, r.s, id)
+		if errors.Is(cause, ErrSenderVanished) && r.c.clustered() {
+			// A judgement, not a fact: a cluster recovering from a lost
+			// member may not yet serve all it holds. Leave the item.
+			cause = fmt.Errorf("%w (it stays in the pipe, as a cluster may still be recovering it; 'skypipe rm' drops it)", cause)
+		} else {
+			_ = r.c.purgeItem(ctx, r.s, id)
+		}
 		r.release(it)
 	}
 	it.done = true
@@ -480,9 +488,20 @@ func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
 		}
 		if it.gone {
 			if quiet, err := r.quiet(ctx, it); err != nil || !quiet {
-				it.gone = false
+				it.gone, it.quietAt = false, time.Time{}
 				it.lastSeen = now
 				continue
+			}
+			if it.claim != nil && r.c.clustered() {
+				// A stream leader elected a moment ago may not have
+				// applied all it holds: it must say "nothing more"
+				// twice, settleTime apart.
+				if it.quietAt.IsZero() {
+					it.quietAt = now
+				}
+				if now.Sub(it.quietAt) < settleTime {
+					continue
+				}
 			}
 			return r.broken(ctx, id, ErrSenderVanished)
 		}
@@ -513,21 +532,10 @@ func (r *receiver) quiet(ctx context.Context, it *inItem) (bool, error) {
 	if it.claim == nil {
 		return true, nil
 	}
-	// Ask the claim's consumer, which the stream's leader answers: a
-	// replica lagging behind (in a cluster) would not know of the rest.
-	var info *jetstream.ConsumerInfo
-	err := retry(ctx, func() error {
-		cons, err := r.js.Consumer(ctx, r.s.stream, it.claim.consumer)
-		if err != nil {
-			return err
-		}
-		info = cons.CachedInfo()
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	return info.NumPending == 0 && info.Delivered.Stream <= it.lastSeq, nil
+	// Ask the stream's leader: a replica lagging behind (in a cluster)
+	// would not know of the rest.
+	more, err := r.c.storedFrom(ctx, r.s, it.id, it.lastSeq+1)
+	return !more, err
 }
 
 // detach makes a receiver without Follow that took a kept item stop being

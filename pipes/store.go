@@ -45,6 +45,9 @@ const (
 const (
 	failoverWait  = 30 * time.Second
 	failoverRetry = 250 * time.Millisecond
+	// settleTime: how long a cluster's answer that an item has nothing
+	// more stored must hold before the item counts as cut.
+	settleTime = 2 * time.Second
 )
 
 // errNoStore: nobody answers for a pipe's store: it has none.
@@ -173,6 +176,43 @@ func (c *Client) nextHead(ctx context.Context, s subjects, from uint64) (headRef
 		return headRef{}, false, fmt.Errorf("looking for kept items: bad sequence %q", msg.Header.Get("Nats-Sequence"))
 	}
 	return headRef{item: lastToken(msg.Header.Get("Nats-Subject")), seq: seq}, true, nil
+}
+
+// storedFrom tells whether any frame of item is stored at or after stream
+// sequence seq. The stream's leader answers (not a replica, which may lag
+// behind in a cluster), so a frame stored and confirmed is never missed.
+func (c *Client) storedFrom(ctx context.Context, s subjects, item string, seq uint64) (bool, error) {
+	req, _ := json.Marshal(struct {
+		Seq  uint64 `json:"seq"`
+		Next string `json:"next_by_subj"`
+	}{seq, s.claim(item)})
+	var found bool
+	err := retry(ctx, func() error {
+		msg, err := c.request(ctx, "$JS.API.STREAM.MSG.GET."+s.stream, req)
+		if err != nil {
+			return err
+		}
+		var resp struct {
+			Error   *apiError       `json:"error"`
+			Message json.RawMessage `json:"message"`
+		}
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			return err
+		}
+		switch {
+		case resp.Error == nil:
+			found = len(resp.Message) > 0
+		case resp.Error.ErrCode == errCodeNoMessage || resp.Error.ErrCode == errCodeStreamNotFound:
+			found = false
+		default:
+			return resp.Error
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("looking at item %s in the pipe: %w", item, err)
+	}
+	return found, nil
 }
 
 // headExists tells whether the head of item still stands at seq.
