@@ -17,11 +17,12 @@ Examples:
   skypipe -f logs >> all.log       aggregate every sender, item after item
   skypipe trigger; echo go         wait until ...
   echo | skypipe trigger           ... someone fires the trigger
+  ls *.jpg | skypipe -l jobs       a job queue: each line an item of its own
   skypipe pipe ls < /dev/null      a pipe named like a command
 
 On one machine skypipe starts its own satellite in the background on first
 use. Between machines: 'skypipe setup ssh HOST' deploys one on a host you
-can ssh into, 'skypipe setup url' prints a join string, and 'skypipe setup
+can ssh into ('skypipe setup fly': to your Fly.io account), 'skypipe setup url' prints a join string, and 'skypipe setup
 join' on another machine reads it; SKYPIPE_URL or --context name any other
 NATS server with JetStream.`
 
