@@ -101,7 +101,8 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 	defer stop()
 	res, err := snd.run(ctx, r)
 	if err = explain(err); errors.Is(err, ErrDisconnected) {
-		err = fmt.Errorf("%w after %d bytes of item %s", err, res.Bytes, res.Item)
+		// Whatever failed after the loss (a publish, a flush) adds nothing.
+		err = fmt.Errorf("%w after %d bytes of item %s", ErrDisconnected, res.Bytes, res.Item)
 	}
 	return res, err
 }
