@@ -26,7 +26,13 @@ func (r *receiver) claimNext(ctx context.Context) error {
 	}
 	var from uint64
 	for r.wantsMore() {
-		heads, more, err := r.nextHeads(ctx, from)
+		var heads []headRef
+		var more bool
+		err := retry(ctx, func() error {
+			var err error
+			heads, more, err = r.nextHeads(ctx, from)
+			return err
+		})
 		if err != nil || len(heads) == 0 {
 			return err
 		}

@@ -85,7 +85,9 @@
 // to the end (AckWait of a year, MaxAckPending unlimited) and, once it has
 // written the end, acks every frame it read (the work queue deletes acked
 // messages; the last ack waits for the satellite's answer), falling back
-// on a purge of the item's subjects, and only then deletes its consumer,
+// on a purge of the item's subjects (on a cluster it always purges: a
+// purge is answered once a majority holds it, an ack may die with its
+// leader), and only then deletes its consumer,
 // behind the receiver's loop. If it dies instead, the item is still whole
 // in the stream: the next receiver that meets error 10100 probes the holder
 // (its id is in the consumer's metadata), deletes the consumer of a dead
@@ -119,9 +121,22 @@
 // # Presence and failure
 //
 // A receiver waiting on an item that went quiet probes the sender on
-// item.<item>. No answer, and nothing more in flight or in the stream,
-// means the sender is gone: the receiver reports how many bytes it wrote
-// and, for a kept item, removes the broken item so that it does not block
-// the items behind it. Clients do not reconnect: a connection lost mid-item
-// is an error, never a silent gap.
+// item.<item>. "No responders", or two silent probes while the satellite
+// itself answers, and nothing more in flight or in the stream (as the
+// stream's leader says), means the sender is gone: the receiver reports how
+// many bytes it wrote and, for a kept item, removes the broken item so that
+// it does not block the items behind it. In a cluster, where a leader just
+// elected may not yet serve all it holds, it leaves the item instead. A
+// silent satellite (paused, electing leaders) proves nothing about a peer.
+// Clients do not reconnect: a connection lost mid-item is an error, never
+// a silent gap.
+//
+// # Store limits and clusters
+//
+// A satellite caps its store (serve --max-store); a kept frame past the cap
+// is refused with "insufficient resources", which a sender reports as
+// ErrPipeFull after taking its partial item out. Frames the satellite does
+// not confirm within ackTimeout fail the item (ErrNotStored). On a cluster
+// each pipe's stream has three replicas, and JetStream calls that time out
+// while the cluster elects leaders are retried for failoverWait.
 package pipes

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -23,10 +22,9 @@ const apiTimeout = 10 * time.Second
 const storeWindow = 64
 
 const (
-	errCodeStreamNotFound   = 10059
-	errCodeNoMessage        = 10037
-	errCodeConsumerNotFound = 10014
-	errCodeWQNotUnique      = 10100
+	errCodeStreamNotFound = 10059
+	errCodeNoMessage      = 10037
+	errCodeWQNotUnique    = 10100
 	// The store is at its cap (the server's max_file_store): JetStream
 	// answers "insufficient resources" (10023), or for a stream or account
 	// limit "maximum bytes exceeded" (10028) / "resource limits exceeded"
@@ -38,10 +36,9 @@ const (
 	errCodeStorageResources = 10047
 )
 
-// A cluster of satellites that lost a member elects new leaders for its
-// streams in well under a second, and for itself in a few: JetStream calls
-// that time out or find no leader meanwhile are tried again every
-// failoverRetry for failoverWait.
+// A cluster of satellites that lost a member (SIGKILL, no hand-over) elects
+// new leaders in seconds: JetStream calls that time out or find no leader
+// meanwhile are tried again every failoverRetry for failoverWait.
 const (
 	failoverWait  = 30 * time.Second
 	failoverRetry = 250 * time.Millisecond
@@ -49,9 +46,6 @@ const (
 	// more stored must hold before the item counts as cut.
 	settleTime = 2 * time.Second
 )
-
-// errNoStore: nobody answers for a pipe's store: it has none.
-var errNoStore = errors.New("no store")
 
 // transient tells whether err, from a JetStream call made with ctx, may go
 // away once a cluster has elected its leaders.
@@ -120,7 +114,7 @@ func (c *Client) ensureStream(ctx context.Context, s subjects) error {
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("creating the store of pipe %q: %w", s.name, err)
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(failoverRetry):
 			}
 		default:
 			return fmt.Errorf("creating the store of pipe %q: %w", s.name, err)
@@ -141,41 +135,6 @@ func (e *apiError) Error() string { return e.Description }
 type headRef struct {
 	item string
 	seq  uint64
-}
-
-// nextHead finds the first item head at or after stream sequence from. ok is
-// false when there is none (or no store at all).
-func (c *Client) nextHead(ctx context.Context, s subjects, from uint64) (headRef, bool, error) {
-	req, _ := json.Marshal(struct {
-		Seq  uint64 `json:"seq"`
-		Next string `json:"next_by_subj"`
-	}{from, s.headAll()})
-	var msg *nats.Msg
-	err := retry(ctx, func() error {
-		var err error
-		msg, err = c.request(ctx, "$JS.API.DIRECT.GET."+s.stream, req)
-		if errors.Is(err, nats.ErrNoResponders) {
-			return errNoStore // not transient: no stream, nothing kept
-		}
-		return err
-	})
-	if errors.Is(err, errNoStore) {
-		return headRef{}, false, nil // no store: nothing kept
-	}
-	if err != nil {
-		return headRef{}, false, fmt.Errorf("looking for kept items: %w", err)
-	}
-	if st := msg.Header.Get("Status"); st != "" {
-		if st == "404" {
-			return headRef{}, false, nil
-		}
-		return headRef{}, false, fmt.Errorf("looking for kept items: status %s %s", st, msg.Header.Get("Description"))
-	}
-	seq, err := strconv.ParseUint(msg.Header.Get("Nats-Sequence"), 10, 64)
-	if err != nil {
-		return headRef{}, false, fmt.Errorf("looking for kept items: bad sequence %q", msg.Header.Get("Nats-Sequence"))
-	}
-	return headRef{item: lastToken(msg.Header.Get("Nats-Subject")), seq: seq}, true, nil
 }
 
 // storedFrom tells whether any frame of item is stored at or after stream
@@ -213,15 +172,6 @@ func (c *Client) storedFrom(ctx context.Context, s subjects, item string, seq ui
 		return false, fmt.Errorf("looking at item %s in the pipe: %w", item, err)
 	}
 	return found, nil
-}
-
-// headExists tells whether the head of item still stands at seq.
-func (c *Client) headExists(ctx context.Context, s subjects, h headRef) (bool, error) {
-	got, ok, err := c.nextHead(ctx, s, h.seq)
-	if err != nil || !ok {
-		return false, err
-	}
-	return got.seq == h.seq && got.item == h.item, nil
 }
 
 // purgeItem deletes every stored message of an item.
