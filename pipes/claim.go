@@ -36,12 +36,12 @@ type claim struct {
 	// byPurge: the item is removed by a purge at the end, not by acks
 	// (its frames were read again through a new consumer).
 	byPurge  bool
-	caughtUp bool   // read all the satellite held at the claim
+	caughtUp bool // read all the satellite held at the claim
 	// replicated: the item's store has replicas (a cluster), whose
 	// leader may change under the reader.
 	replicated bool
-	lastSeq  uint64 // stream sequence of the last frame taken
-	rereads  int    // times its frames were read again after a loss
+	lastSeq    uint64 // stream sequence of the last frame taken
+	rereads    int    // times its frames were read again after a loss
 }
 
 // claimer takes kept items for one receiver: it finds them, claims them

@@ -91,12 +91,12 @@ const (
 type inItem struct {
 	id    string
 	state itemState
-	next  uint64           // offset of the next byte expected
-	out   *linemux.Stream  // its way onto the output, once it started
-	claim *claim           // non-nil while this receiver holds the kept item
-	peer  peerState        // its sender, as far as the receiver knows
-	seen  time.Time        // when it last heard of the item
-	quiet time.Time        // when the store first said nothing more was coming
+	next  uint64          // offset of the next byte expected
+	out   *linemux.Stream // its way onto the output, once it started
+	claim *claim          // non-nil while this receiver holds the kept item
+	peer  peerState       // its sender, as far as the receiver knows
+	seen  time.Time       // when it last heard of the item
+	quiet time.Time       // when the store first said nothing more was coming
 }
 
 // written is how far the item is written out.
