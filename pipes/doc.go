@@ -35,12 +35,16 @@
 //
 // # Frames
 //
-// An item travels as frames (frame.go): a 16-byte header (version, flags,
-// CRC-32C, offset) and up to 256 KiB of data, then an end frame that carries
-// the item's length. The offset lets a receiver see gaps, duplicates and
-// reordering; the checksum sees damage; the end frame tells a finished item
-// from one whose sender vanished. A receiver that meets any of these exits
-// with an error (ItemError) rather than hand over a broken item as whole.
+// An item travels as frames (internal/wire): a 16-byte header (version,
+// flags, CRC-32C, offset) and up to 256 KiB of data, then an end frame that
+// carries the item's length. The offset lets a receiver see gaps,
+// duplicates and reordering; the checksum sees damage; the end frame tells
+// a finished item from one whose sender vanished. A receiver that meets any
+// of these exits with an error (ItemError) rather than hand over a broken
+// item as whole. A gap in a kept item is first taken for the receiver's own
+// loss (frames in flight when its link stalled): it reads the item again
+// from the store, skipping what it has; only a gap the store itself holds
+// breaks the item.
 //
 // # Live: broadcast held to the slowest receiver
 //
@@ -50,7 +54,7 @@
 // announce themselves on the join subject, which senders subscribe to before
 // the roll call, so none is missed. Frames then go to live.<item>, and every
 // receiver acks what it has written out. The sender never runs more than
-// liveWindow (8 MiB) ahead of the slowest receiver, far below the 64 MiB
+// Config.LiveWindow (8 MiB) ahead of the slowest receiver, far below the 64 MiB
 // that a NATS server or client buffers per connection before it drops a
 // slow consumer: the sender is paced like a Unix pipe writer and nothing is
 // dropped. A receiver that stops acking is probed on rcv.<id>; one that does
@@ -61,7 +65,7 @@
 // Acks carry two offsets: what the receiver wrote out, and what it took in.
 // A receiver writes several items to one output but never one inside
 // another's line, so bytes may wait behind another item's open line
-// (output.go); those count as taken in, up to a limit, so that two
+// (internal/linemux); those count as taken in, up to a limit, so that two
 // receivers waiting on each other's open lines never hold both senders.
 //
 // # Kept: a work-queue stream, one claimant per item
@@ -72,8 +76,9 @@
 // the item out up to some byte, and no remaining receiver was attached
 // before that byte, nobody will write out what follows: the sender keeps
 // the item from there. It holds the bytes it sent live that a receiver may
-// not have written out yet (a ring of liveWindow, holdLimit and two chunks,
-// 9.5 MiB) for exactly this. Once an item is kept, all the rest of it is kept as well, so that
+// not have written out yet (a ring of LiveWindow, HoldLimit and two chunks,
+// 9.5 MiB) for exactly this; a sender asked to keep bytes its ring no
+// longer holds fails the item rather than keep it with a hole. Once an item is kept, all the rest of it is kept as well, so that
 // whoever takes it gets it whole; receivers attached meanwhile also get it
 // live, from where they attached. A receiver that attaches after the end
 // of an item went out live is not waited for.
@@ -95,9 +100,13 @@
 // kept items by asking the stream for the messages on head.* from a
 // sequence on (a batched direct get, with no consumer), skipping items
 // others hold. It pulls exactly the frames its claim found stored (the
-// consumer's pending count), since a pull for more makes the satellite
-// look through every later message of the stream; only an item still being
-// sent is read with a standing pull.
+// consumer's pending count), two pulls of KeptPullMsgs at a time, since a
+// pull for more makes the satellite look through every later message of
+// the stream; only an item still being sent is pulled for more than is
+// there. All pulls of a claim go through one inbox that lives as long as
+// the claim, so a frame the satellite sent for a pull that ran out (its
+// link stalled) still arrives: nats.go's Fetch would drop it, and with the
+// claim's AckWait of a year it would never come again.
 //
 // For a pipe of many small items, a follower claims a few items ahead of
 // the one it reads and pulls their first frames (claim.go), so that no
@@ -126,17 +135,53 @@
 // stream's leader says), means the sender is gone: the receiver reports how
 // many bytes it wrote and, for a kept item, removes the broken item so that
 // it does not block the items behind it. In a cluster, where a leader just
-// elected may not yet serve all it holds, it leaves the item instead. A
-// silent satellite (paused, electing leaders) proves nothing about a peer.
-// Clients do not reconnect: a connection lost mid-item is an error, never
-// a silent gap.
+// elected may not yet serve all it holds, it stores an abort frame behind
+// the item instead (stored after all the leader holds, so harmless if more
+// of the item comes to light) and leaves it: the next receiver that meets
+// the abort removes it. A sender that fails removes its own partial item
+// (or, while a receiver reads it, stores an abort frame that makes that
+// receiver remove it), so a failed send keeps nothing; RemoveItem removes
+// one item by id. A stored frame that the satellite holds but does not
+// deliver for FailoverWait makes the receiver read the item again; every
+// wait of a receiver is bounded. A silent satellite (paused, electing
+// leaders) proves nothing about a peer. Clients do not reconnect: a
+// connection lost mid-item is an error, never a silent gap.
 //
 // # Store limits and clusters
 //
 // A satellite caps its store (serve --max-store); a kept frame past the cap
 // is refused with "insufficient resources", which a sender reports as
 // ErrPipeFull after taking its partial item out. Frames the satellite does
-// not confirm within ackTimeout fail the item (ErrNotStored). On a cluster
+// not confirm within AckTimeout fail the item (ErrNotStored). On a cluster
 // each pipe's stream has three replicas, and JetStream calls that time out
-// while the cluster elects leaders are retried for failoverWait.
+// while the cluster elects leaders are retried for FailoverWait
+// (internal/jsapi: one retry rule for every call). WithJetStreamDomain
+// reaches a JetStream that runs in a domain (a hub, from a leaf node): every
+// API request then goes to $JS.<domain>.API.
+//
+// # Structure
+//
+// Each job is one type with one owner; every goroutine is waited for by
+// whoever started it, and every timing and size is a field of Config.
+//
+//	Client       one connection: its Config, its JetStream API (internal/jsapi)
+//	sender       one item being sent: its state (sendState, with the moves
+//	             sendMoves allows), reading ahead, the roll call, the ring
+//	audience     the receivers of the item being sent: pacing by the slowest,
+//	             and from where the item must be kept when they leave
+//	storeWriter  a kept item's frames on their way into the store, their
+//	             confirmations and the watchdog that fails a silent store
+//	receiver     the event loop of one Receive: it dispatches events (live
+//	             frames, kept frames, reader failures, probe answers) and
+//	             keeps each item's state (itemState, with itemMoves)
+//	linemux.Mux  the receiver's output: lines of several items, never one
+//	             inside another; it returns the acks due and the items
+//	             ended, and the loop sends and completes them
+//	claimer      the receiver's kept items: finding, claiming (ahead, for a
+//	             follower), reading them through one pull inbox each, and
+//	             removing the finished ones behind the loop
+//	prober       presence probes of peers, for senders and receivers alike
+//
+// A Read of the sender's input that blocks is the only goroutine that may
+// outlive Send (stdin cannot be interrupted); it ends at its next return.
 package pipes

@@ -30,7 +30,7 @@ func (b buildFirst) Run() int {
 	}
 	defer os.RemoveAll(dir)
 	args := []string{"build", "-o", filepath.Join(dir, "skypipe")}
-	if os.Getenv("SKYPIPE_TEST_RACE") != "" {
+	if raceBuild() {
 		args = append(args, "-race") // the binary under test, with the race detector
 	}
 	build := exec.Command("go", append(args, "../cmd/skypipe")...)
@@ -46,6 +46,10 @@ func (b buildFirst) Run() int {
 	return b.m.Run()
 }
 
+// raceBuild tells whether the scripts run a skypipe built with the race
+// detector: under `go test -race`, or with SKYPIPE_TEST_RACE=1.
+func raceBuild() bool { return raceDetector || os.Getenv("SKYPIPE_TEST_RACE") != "" }
+
 func TestMain(m *testing.M) {
 	os.Exit(testscript.RunMain(buildFirst{m}, helperCommands))
 }
@@ -60,6 +64,14 @@ func params(dir string) testscript.Params {
 		Dir:                 dir,
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
+		// [race]: the skypipe under test runs with the race detector,
+		// which makes it several times slower.
+		Condition: func(cond string) (bool, error) {
+			if cond == "race" {
+				return raceBuild(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH"))
 			// Everything a local satellite writes stays in the script's dir.

@@ -1,0 +1,187 @@
+package jsapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/skypipe/skypipe/embedded"
+)
+
+var timing = Timing{Call: 5 * time.Second, FailoverWait: 2 * time.Second, FailoverRetry: 10 * time.Millisecond}
+
+// stream starts a satellite with a work-queue stream "S" on subjects
+// s.head.* and s.kept.*, holding n items of two messages each.
+func stream(t *testing.T, n int) *API {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	a, err := New(nc, "", timing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := a.JS.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "S", Subjects: []string{"s.head.*", "s.kept.*"},
+		Retention: jetstream.WorkQueuePolicy, AllowDirect: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		for _, kind := range []string{"head", "kept"} {
+			if _, err := a.JS.Publish(ctx, fmt.Sprintf("s.%s.i%d", kind, i), []byte(kind)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return a
+}
+
+func TestLookupFindsHeadsInOrderABatchAtATime(t *testing.T) {
+	a := stream(t, 5)
+	l := a.NewLookup()
+	defer l.Close()
+	ctx := context.Background()
+	heads, more, err := l.Next(ctx, "S", "s.head.*", 0, 3)
+	if err != nil || len(heads) != 3 || !more {
+		t.Fatalf("first batch: %v, more %v, %v", heads, more, err)
+	}
+	for i, h := range heads {
+		if want := fmt.Sprintf("s.head.i%d", i); h.Subject != want || h.Seq != uint64(2*i+1) {
+			t.Fatalf("head %d: %+v, want %s at %d", i, h, want, 2*i+1)
+		}
+	}
+	heads, more, err = l.Next(ctx, "S", "s.head.*", heads[2].Seq+1, 3)
+	if err != nil || len(heads) != 2 || more {
+		t.Fatalf("second batch: %v, more %v, %v", heads, more, err)
+	}
+	if heads, _, err := l.Next(ctx, "NONE", "s.head.*", 0, 3); err != nil || len(heads) != 0 {
+		t.Fatalf("a stream that does not exist: %v, %v", heads, err)
+	}
+}
+
+func TestPurgeAndStoredFrom(t *testing.T) {
+	a := stream(t, 2)
+	ctx := context.Background()
+	if ok, err := a.StoredFrom(ctx, "S", "s.*.i1", 0); err != nil || !ok {
+		t.Fatalf("StoredFrom before the purge: %v, %v", ok, err)
+	}
+	if ok, err := a.StoredFrom(ctx, "S", "s.*.i0", 3); err != nil || ok {
+		t.Fatalf("StoredFrom past the item: %v, %v", ok, err)
+	}
+	n, err := a.Purge(ctx, "S", "s.*.i1")
+	if err != nil || n != 2 {
+		t.Fatalf("Purge: %d, %v; want 2 messages", n, err)
+	}
+	if ok, err := a.StoredFrom(ctx, "S", "s.*.i1", 0); err != nil || ok {
+		t.Fatalf("StoredFrom after the purge: %v, %v", ok, err)
+	}
+	if ok, err := a.StoredFrom(ctx, "S", "s.*.i0", 0); err != nil || !ok {
+		t.Fatal("the purge took another item's messages")
+	}
+	if n, err := a.Purge(ctx, "NONE", "s.>"); err != nil || n != 0 {
+		t.Fatalf("Purge of no stream: %d, %v", n, err)
+	}
+}
+
+func TestPullDeliversThroughOneInbox(t *testing.T) {
+	a := stream(t, 3)
+	ctx := context.Background()
+	if _, err := a.JS.CreateConsumer(ctx, "S", jetstream.ConsumerConfig{Name: "c", FilterSubject: "s.*.i1", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.NewPull("S", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Ask(PullRequest{Batch: 5, Expires: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		m, err := p.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := Status(m); st != "" {
+			if st != StatusExpired || m.Header.Get("Nats-Pending-Messages") != "3" {
+				t.Fatalf("status %s, pending %s; want 408 with 3 of 5 left", st, m.Header.Get("Nats-Pending-Messages"))
+			}
+			break
+		}
+		got = append(got, m.Subject)
+	}
+	if len(got) != 2 || got[0] != "s.head.i1" || got[1] != "s.kept.i1" {
+		t.Fatalf("pulled %v", got)
+	}
+}
+
+func TestRetryGivesUpOnlyOnLastingOrFinalErrors(t *testing.T) {
+	a := &API{T: timing}
+	ctx := context.Background()
+	calls := 0
+	err := a.Retry(ctx, func(context.Context) error {
+		if calls++; calls < 3 {
+			return &jetstream.APIError{ErrorCode: CodeJSUnavailable}
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Fatalf("transient errors: %v after %d calls", err, calls)
+	}
+	calls = 0
+	final := &jetstream.APIError{ErrorCode: CodeWQNotUnique}
+	if err := a.Retry(ctx, func(context.Context) error { calls++; return final }); !errors.Is(err, final) || calls != 1 {
+		t.Fatalf("a final error: %v after %d calls", err, calls)
+	}
+	start := time.Now()
+	if err := a.Retry(ctx, func(context.Context) error { return nats.ErrTimeout }); !errors.Is(err, nats.ErrTimeout) {
+		t.Fatalf("a lasting timeout: %v", err)
+	}
+	if time.Since(start) < timing.FailoverWait {
+		t.Fatal("gave up before FailoverWait")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	calls = 0
+	_ = a.Retry(cctx, func(context.Context) error { calls++; return nats.ErrTimeout })
+	if calls != 1 {
+		t.Fatalf("a canceled context was tried %d times", calls)
+	}
+}
+
+func TestFullAndCode(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		full bool
+		code int
+	}{
+		{&jetstream.APIError{ErrorCode: CodeInsufficient}, true, CodeInsufficient},
+		{fmt.Errorf("wrapped: %w", &jetstream.APIError{ErrorCode: CodeMaxBytes}), true, CodeMaxBytes},
+		{&jetstream.APIError{ErrorCode: CodeWQNotUnique}, false, CodeWQNotUnique},
+		{errors.New("plain"), false, 0},
+	} {
+		if Full(tc.err) != tc.full || Code(tc.err) != tc.code {
+			t.Errorf("%v: Full %v Code %d", tc.err, Full(tc.err), Code(tc.err))
+		}
+	}
+	if err := DecodeAck([]byte(`{"error":{"code":503,"err_code":10023,"description":"insufficient resources"}}`)); !Full(err) {
+		t.Errorf("DecodeAck of a full store: %v", err)
+	}
+	if err := DecodeAck([]byte(`{"stream":"S","seq":1}`)); err != nil {
+		t.Errorf("DecodeAck of a stored message: %v", err)
+	}
+}
