@@ -284,9 +284,11 @@ func (snd *sender) fail(ctx context.Context, cause error) (SendResult, error) {
 	defer cancel()
 	snd.drain()
 	abort := wire.EndFrame(wire.FlagAbort, snd.offset)
-	if snd.store != nil && snd.store.headStored {
+	if snd.store != nil && snd.store.headSent {
+		// headSent, not headStored: an interrupted sender may not have
+		// heard the head's confirmation, yet the head may be stored.
 		marked := false
-		if snd.aud.claimant != "" {
+		if snd.aud.claimant != "" && snd.store.headStored {
 			marked = snd.store.write(cctx, abort) == nil && snd.store.wait(cctx) == nil
 		}
 		if !marked {

@@ -114,6 +114,9 @@ type storeWriter struct {
 	// headStored: the head frame is stored (confirmed by request);
 	// every later frame is published with one shared reply subject.
 	headStored bool
+	// headSent: the head frame went out; its confirmation may not have
+	// come back (the sender was interrupted meanwhile), so it may be stored.
+	headSent bool
 	msg        nats.Msg
 	subject    string // where frames go
 	reply      string // where their confirmations come
@@ -221,6 +224,7 @@ func (w *storeWriter) writeHead(ctx context.Context, buf []byte) error {
 	created := false
 	m := nats.Msg{Subject: w.s.Head(w.item), Data: buf}
 	err = js.Retry(ctx, func(ctx context.Context) error {
+		w.headSent = true
 		resp, err := w.c.nc.RequestMsgWithContext(ctx, &m)
 		if errors.Is(err, nats.ErrNoResponders) && !created {
 			// No stream takes the subject: the pipe's first kept item.

@@ -153,12 +153,20 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 			go func() { r.tally.read(out, items); close(r.done) }()
 			recvs = append(recvs, r)
 		}
-		for p := range npipes {
-			cmdAttached(ts, false, []string{fmt.Sprintf("load%d", p), strconv.Itoa((nrecv - p + npipes - 1) / npipes)})
-		}
 	}
 	if mode == "live" {
 		startReceivers()
+		// Live items reach only receivers already attached. A satellite
+		// this busy may take long to see 20 receivers join: a wider bound.
+		c, done := client(ts)
+		for p := range npipes {
+			pipe, want := fmt.Sprintf("load%d", p), (nrecv-p+npipes-1)/npipes
+			waitWithin(ts, 4*waitLimit, fmt.Sprintf("%d receiver(s) on %q", want, pipe), func() (bool, string) {
+				n, err := c.Attached(context.Background(), pipe)
+				return err == nil && n == want, fmt.Sprint(n, err)
+			})
+		}
+		done()
 	}
 
 	var wg sync.WaitGroup
