@@ -73,6 +73,11 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	// load_test.go
 	"load":    cmdLoad,
 	"inorder": cmdInOrder,
+	// netlink_test.go, busy_test.go, jsdomain_test.go, takenwhole_test.go
+	"link":       cmdLink,
+	"busy":       cmdBusy,
+	"jsdomain":   cmdJSDomain,
+	"takenwhole": cmdTakenWhole,
 }
 
 func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {
