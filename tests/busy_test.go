@@ -1,9 +1,11 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -19,6 +21,19 @@ import (
 // and the helper they run:
 //
 //	spin     burn a CPU
+
+// scriptCondition answers the conditions scripts may use beside
+// testscript's own:
+//
+//	[env:NAME]  NAME is set, not empty, in the test's environment; e.g.
+//	            [!env:SKYPIPE_TEST_BUSY] skip, for a script that loads the
+//	            machine and runs only when asked for
+func scriptCondition(cond string) (bool, error) {
+	if name, ok := strings.CutPrefix(cond, "env:"); ok && name != "" {
+		return os.Getenv(name) != "", nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
+}
 
 // spinLimit is how long a spin helper burns at most.
 const spinLimit = 30 * time.Minute

@@ -83,7 +83,8 @@ func params(dir string) testscript.Params {
 			env.Defer(func() { stopLocalSatellite(env) })
 			return nil
 		},
-		Cmds: commands(),
+		Cmds:      commands(),
+		Condition: scriptCondition,
 	}
 }
 
