@@ -91,8 +91,8 @@ type Proxy struct {
 	wg sync.WaitGroup // the accept loop and every connection's pumps
 }
 
-// Start starts a proxy on 127.0.0.1 in front of upstream (host:port on
-// loopback).
+// Start starts a proxy on 127.0.0.1 in front of upstream, a loopback
+// IP address and port.
 func Start(upstream string, opts Options) (*Proxy, error) {
 	if err := checkLoopback(upstream); err != nil {
 		return nil, err
@@ -121,10 +121,7 @@ func checkLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("link: upstream %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
+	ip := net.ParseIP(host) // an address, not a name that could resolve elsewhere
 	if ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("link: upstream %q is not a loopback address", addr)
 	}
