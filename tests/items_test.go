@@ -15,7 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/skypipe/skypipe/pipes"
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
 // Kept items seen from the satellite's side:
@@ -69,13 +69,13 @@ func cmdHeads(ts *testscript.TestScript, neg bool, args []string) {
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	ts.Check(err)
-	headAll, _ := pipes.KeptSubjects(args[0], "*")
+	headAll := wire.NewSubjects(args[0]).HeadAll()
 	var ids []string
 	waitFor(ts, "the heads of pipe "+args[0], func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		ids = ids[:0]
-		st, err := js.Stream(ctx, pipes.StreamName(args[0]))
+		st, err := js.Stream(ctx, wire.StreamName(args[0]))
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return true, ""
 		}
