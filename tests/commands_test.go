@@ -73,6 +73,14 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	// load_test.go
 	"load":    cmdLoad,
 	"inorder": cmdInOrder,
+	// netlink_test.go, busy_test.go, jsdomain_test.go, takenwhole_test.go, items_test.go
+	"link":       cmdLink,
+	"busy":       cmdBusy,
+	"jsdomain":   cmdJSDomain,
+	"takenwhole": cmdTakenWhole,
+	"keptbytes":  cmdKeptBytes,
+	"heads":      cmdHeads,
+	"takeall":    cmdTakeAll,
 }
 
 func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {

@@ -27,6 +27,8 @@ var helperCommands = map[string]func() int{
 	"feed":    helperFeed,
 	"lines":   helperLines,
 	"tailx":   helperTailx,
+	// busy_test.go
+	"spin": helperSpin,
 }
 
 // dieWithParent makes a helper exit when the process that started it does,

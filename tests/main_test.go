@@ -65,12 +65,12 @@ func params(dir string) testscript.Params {
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		// [race]: the skypipe under test runs with the race detector,
-		// which makes it several times slower.
+		// which makes it several times slower. The others: scriptCondition.
 		Condition: func(cond string) (bool, error) {
 			if cond == "race" {
 				return raceBuild(), nil
 			}
-			return false, fmt.Errorf("unknown condition %q", cond)
+			return scriptCondition(cond)
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH"))
