@@ -117,9 +117,9 @@ type storeWriter struct {
 	// headSent: the head frame went out; its confirmation may not have
 	// come back (the sender was interrupted meanwhile), so it may be stored.
 	headSent bool
-	msg        nats.Msg
-	subject    string // where frames go
-	reply      string // where their confirmations come
+	msg      nats.Msg
+	subject  string // where frames go
+	reply    string // where their confirmations come
 
 	mu       sync.Mutex
 	cond     *sync.Cond
