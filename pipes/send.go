@@ -231,6 +231,22 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 	defer stopReading()
 	go snd.read(readCtx, r, chunks, readErr) // may outlive Send: see Send
 
+	// The item begins with its first byte (or its end): an input that
+	// fails before either announces nothing and keeps nothing.
+	var first *chunk
+	more := true
+	select {
+	case first, more = <-chunks:
+	case <-ctx.Done():
+		return snd.fail(ctx, ctx.Err())
+	}
+	var inputErr error
+	if !more {
+		if inputErr = <-readErr; inputErr != nil {
+			return snd.fail(ctx, fmt.Errorf("reading input: %w", inputErr))
+		}
+	}
+
 	snd.tick = time.NewTicker(snd.cfg.IdleProbe / 2)
 	someone, err := snd.rollCall(ctx, rolled)
 	if err != nil {
@@ -247,22 +263,25 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 		return snd.fail(ctx, err)
 	}
 
-	for more := true; more; {
-		var ch *chunk
-		select {
-		case ch, more = <-chunks:
-		case <-ctx.Done():
-			return snd.fail(ctx, ctx.Err())
-		}
-		if !more {
-			break
+	for ch := first; more; {
+		if ch == nil {
+			select {
+			case ch, more = <-chunks:
+			case <-ctx.Done():
+				return snd.fail(ctx, ctx.Err())
+			}
+			if !more {
+				inputErr = <-readErr
+				break
+			}
 		}
 		if err := snd.send(ctx, ch); err != nil {
 			return snd.fail(ctx, err)
 		}
+		ch = nil
 	}
-	if err := <-readErr; err != nil {
-		return snd.fail(ctx, fmt.Errorf("reading input: %w", err))
+	if inputErr != nil {
+		return snd.fail(ctx, fmt.Errorf("reading input: %w", inputErr))
 	}
 	if err := snd.finish(ctx); err != nil {
 		return snd.fail(ctx, err)

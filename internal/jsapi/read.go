@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Message statuses JetStream sends on a reply subject (header "Status").
@@ -71,12 +72,24 @@ func (l *Lookup) Next(ctx context.Context, stream, filter string, from uint64, b
 	if err := l.api.NC.PublishRequest(l.api.Prefix+"DIRECT.GET."+stream, reply, req); err != nil {
 		return nil, false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.api.T.Call)
+	// Half the time for the answer, half for asking after the stream when
+	// none comes (see below).
+	parent, wait := ctx, l.api.T.Call
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		wait = time.Until(dl)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait/2)
 	defer cancel()
 	for {
 		m, err := l.sub.NextMsgWithContext(ctx)
 		if errors.Is(err, nats.ErrNoResponders) {
 			return nil, false, nil // no stream: nothing stored
+		}
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil && l.noStream(parent, stream) {
+			// Across a leaf node to a JetStream domain, a direct get of a
+			// stream that does not exist gets no answer at all, not "no
+			// responders": the stream's info says it does not exist.
+			return nil, false, nil
 		}
 		if err != nil {
 			return nil, false, err
@@ -100,6 +113,12 @@ func (l *Lookup) Next(ctx context.Context, stream, filter string, from uint64, b
 			return nil, false, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
 		}
 	}
+}
+
+// noStream tells whether the satellite says stream does not exist.
+func (l *Lookup) noStream(ctx context.Context, stream string) bool {
+	_, err := l.api.JS.Stream(ctx, stream)
+	return errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // Close releases the Lookup's inbox.
