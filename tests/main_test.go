@@ -94,5 +94,6 @@ func commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 	all := maps.Clone(scriptCommands)
 	maps.Copy(all, remoteCommands)
 	maps.Copy(all, shipCommands)
+	maps.Copy(all, completeCommands)
 	return all
 }

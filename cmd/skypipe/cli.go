@@ -33,6 +33,7 @@ type Globals struct {
 	Context string           `help:"Connect as the natscli context NAME says ($XDG_CONFIG_HOME/nats/context/NAME.json: URL, token, user, creds, nkey, TLS); --url and --creds override it." env:"SKYPIPE_CONTEXT" group:"connection" placeholder:"NAME"`
 	TLSCA   string           `name:"tls-ca" help:"Trust only this CA certificate (PEM) for the satellite's TLS certificate." env:"SKYPIPE_TLS_CA" group:"connection" type:"path" placeholder:"FILE"`
 	Version kong.VersionFlag `help:"Print the version and exit."`
+	Man     manFlag          `help:"Print the man page (roff) and exit: skypipe --man > skypipe.1."`
 }
 
 // CLI is skypipe's command line.
@@ -46,4 +47,6 @@ type CLI struct {
 	Serve  ServeCmd  `cmd:"" help:"Run a satellite in the foreground."`
 	Stop   StopCmd   `cmd:"" help:"Stop the local background satellite."`
 	Setup  SetupCmd  `cmd:"" help:"Deploy, join, check or tear down a satellite for many machines."`
+
+	Completion CompletionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish."`
 }

@@ -55,6 +55,9 @@ func run(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	if completeLine(parser) {
+		return 0
+	}
 	// kong would turn invalid UTF-8 into U+FFFD: another pipe's name.
 	for _, a := range args {
 		if !utf8.ValidString(a) {

@@ -8,7 +8,7 @@ import (
 
 // RmCmd drops the items a pipe keeps.
 type RmCmd struct {
-	Name string `arg:"" help:"Pipe whose kept items to drop (\"\" for the default pipe)."`
+	Name string `arg:"" predictor:"pipe" help:"Pipe whose kept items to drop (\"\" for the default pipe)."`
 }
 
 // Run drops the items and says how many, on stderr; a pipe that keeps
