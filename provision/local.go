@@ -152,11 +152,16 @@ func (l Local) start(ctx context.Context, token string) (Endpoint, error) {
 	return Endpoint{URL: url, Token: token, Source: "local", PID: pid}, nil
 }
 
-// StopSubject is where a local satellite (serve --local) takes a request
-// to shut down from a client holding its token; it answers with its pid,
-// then shuts down cleanly. This is how Stop works on every system: Windows
-// has no SIGTERM to send a detached process.
-const StopSubject = "_SKYPIPE.local.stop"
+// StopSubject is where a local satellite (serve --local) answers a client
+// holding its token with its pid; a message to StopNowSubject then makes it
+// shut down cleanly. Two steps, so that the answer is never lost in the
+// shutdown: the client knows which satellite it stops before it does. This
+// is how Stop works on every system: Windows has no SIGTERM to send a
+// detached process.
+const (
+	StopSubject    = "_SKYPIPE.local.stop"
+	StopNowSubject = "_SKYPIPE.local.stop.now"
+)
 
 // stopGrace bounds how long Stop waits for the satellite to exit on its own
 // before it is killed.
@@ -214,7 +219,10 @@ func askToStop(ep Endpoint) bool {
 		return false
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(msg.Data)))
-	return err == nil && (ep.PID <= 0 || pid == ep.PID)
+	if err != nil || (ep.PID > 0 && pid != ep.PID) {
+		return false
+	}
+	return nc.Publish(StopNowSubject, nil) == nil && nc.Flush() == nil
 }
 
 // lock takes an exclusive lock on path (flock on Unix, LockFileEx on

@@ -10,8 +10,9 @@ import (
 )
 
 // acceptStop lets a client holding the token stop the local satellite
-// (serve --local): on a request to provision.StopSubject it answers with
-// its pid and calls shutdown. The returned func drops the subscription.
+// (serve --local): a request to provision.StopSubject gets its pid, a
+// message to provision.StopNowSubject calls shutdown. The returned func
+// drops the subscriptions.
 func acceptStop(url, token string, shutdown func()) (func(), error) {
 	nc, err := nats.Connect(url, nats.Token(token), nats.Name("skypipe satellite control"), nats.MaxReconnects(-1))
 	if err != nil {
@@ -19,9 +20,10 @@ func acceptStop(url, token string, shutdown func()) (func(), error) {
 	}
 	_, err = nc.Subscribe(provision.StopSubject, func(m *nats.Msg) {
 		_ = m.Respond([]byte(strconv.Itoa(os.Getpid())))
-		_ = nc.Flush()
-		shutdown()
 	})
+	if err == nil {
+		_, err = nc.Subscribe(provision.StopNowSubject, func(*nats.Msg) { shutdown() })
+	}
 	if err == nil {
 		err = nc.Flush()
 	}
