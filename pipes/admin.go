@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
 // PipeInfo describes a pipe that keeps items.
@@ -25,26 +26,26 @@ const rollWindow = 100 * time.Millisecond
 
 // List returns the pipes that keep items, by name.
 func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
-	js, err := jetstream.New(c.nc)
+	js, err := c.jetstream()
 	if err != nil {
 		return nil, err
 	}
 	var out []PipeInfo
-	lister := js.ListStreams(ctx, jetstream.WithStreamListSubject(subjectRoot+".*."+kindHead+".*"))
+	lister := js.JS.ListStreams(ctx, jetstream.WithStreamListSubject(wire.Root+".*."+wire.KindHead+".*"))
 	for info := range lister.Info() {
-		if !strings.HasPrefix(info.Config.Name, streamPrefix) {
+		if !strings.HasPrefix(info.Config.Name, wire.StreamPrefix) {
 			continue
 		}
-		name, ok := info.Config.Metadata[metaName]
+		name, ok := info.Config.Metadata[wire.MetaName]
 		if !ok {
 			continue
 		}
-		s := newSubjects(name)
-		st, err := js.Stream(ctx, s.stream)
+		s := wire.NewSubjects(name)
+		st, err := js.JS.Stream(ctx, s.Stream)
 		if err != nil {
 			return nil, err
 		}
-		full, err := st.Info(ctx, jetstream.WithSubjectFilter(s.headAll()))
+		full, err := st.Info(ctx, jetstream.WithSubjectFilter(s.HeadAll()))
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +75,7 @@ func (c *Client) Attached(ctx context.Context, name string) (int, error) {
 }
 
 // count holds a roll call and counts the answers that come within rollWindow.
-func (c *Client) count(ctx context.Context, s subjects) (int, error) {
+func (c *Client) count(ctx context.Context, s wire.Subjects) (int, error) {
 	inbox := c.nc.NewRespInbox()
 	seen := map[string]bool{}
 	sub, err := c.nc.SubscribeSync(inbox)
@@ -82,29 +83,25 @@ func (c *Client) count(ctx context.Context, s subjects) (int, error) {
 		return 0, err
 	}
 	defer sub.Unsubscribe()
-	if err := c.nc.PublishRequest(s.roll(), inbox, nil); err != nil {
+	if err := c.nc.PublishRequest(s.Roll(), inbox, nil); err != nil {
 		return 0, err
 	}
-	deadline := time.Now().Add(rollWindow)
+	ctx, cancel := context.WithTimeout(ctx, rollWindow)
+	defer cancel()
 	for {
-		m, err := sub.NextMsg(time.Until(deadline))
-		if errors.Is(err, nats.ErrTimeout) {
+		m, err := sub.NextMsgWithContext(ctx)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
 			return len(seen), nil
-		}
-		if errors.Is(err, nats.ErrNoResponders) {
+		case errors.Is(err, nats.ErrNoResponders):
 			return 0, nil
-		}
-		if err != nil {
+		case err != nil:
 			return 0, err
-		}
-		if m.Header.Get("Status") == "503" {
+		case m.Header.Get("Status") == "503":
 			return 0, nil
 		}
-		if cm, ok := parseCtl(m.Data); ok && cm.kind == ctlJoin {
-			seen[cm.rid] = true
-		}
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
+		if cm, ok := wire.ParseCtl(m.Data); ok && cm.Kind == wire.Join {
+			seen[cm.RID] = true
 		}
 	}
 }
@@ -116,23 +113,50 @@ func (c *Client) Remove(ctx context.Context, name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	js, err := jetstream.New(c.nc)
+	js, err := c.jetstream()
 	if err != nil {
 		return 0, err
 	}
-	st, err := js.Stream(ctx, s.stream)
+	st, err := js.JS.Stream(ctx, s.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.headAll()))
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.HeadAll()))
 	if err != nil {
 		return 0, err
 	}
-	if err := js.DeleteStream(ctx, s.stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := js.JS.DeleteStream(ctx, s.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, fmt.Errorf("removing pipe %q: %w", name, err)
 	}
 	return len(info.State.Subjects), nil
+}
+
+// ErrNoItem: the pipe keeps no item of that id.
+var ErrNoItem = errors.New("no such kept item")
+
+// RemoveItem drops one kept item of a pipe, whole or broken, and leaves
+// the others. A receiver reading it fails.
+func (c *Client) RemoveItem(ctx context.Context, name, item string) error {
+	s, err := checkName(name)
+	if err != nil {
+		return err
+	}
+	if item == "" || strings.ContainsAny(item, ".*> \t\r\n") {
+		return fmt.Errorf("%w: %q is not an item id", ErrNoItem, item)
+	}
+	js, err := c.jetstream()
+	if err != nil {
+		return err
+	}
+	n, err := js.Purge(ctx, s.Stream, s.Claim(item))
+	if err != nil {
+		return fmt.Errorf("removing item %s of pipe %q: %w", item, name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: pipe %q keeps no item %s", ErrNoItem, name, item)
+	}
+	return nil
 }

@@ -14,446 +14,376 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/skypipe/skypipe/internal/jsapi"
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
-// claimNext takes the oldest kept item no other receiver is taking, if any.
-func (r *receiver) claimNext(ctx context.Context) error {
-	if r.wantsMore() {
-		taken, err := r.takeAhead(ctx)
-		if err != nil || taken {
-			return err
-		}
-	}
-	var from uint64
-	for r.wantsMore() {
-		var heads []headRef
-		var more bool
-		err := retry(ctx, func() error {
-			var err error
-			heads, more, err = r.nextHeads(ctx, from)
-			return err
-		})
-		if err != nil || len(heads) == 0 {
-			return err
-		}
-		for _, h := range heads {
-			if !r.wantsMore() {
-				return nil
-			}
-			from = h.seq + 1
-			if _, seen := r.items[h.item]; seen {
-				continue
-			}
-			if at, ok := r.othersHold[h.item]; ok && time.Since(at) < rescanEvery {
-				continue // held by a live receiver a moment ago: do not ask again yet
-			}
-			r.items[h.item] = &inItem{id: h.item}
-			ok, err := r.claim(ctx, h.item)
-			if err != nil {
-				return err
-			}
-			if ok {
-				delete(r.othersHold, h.item)
-				r.sendCtl(h.item, ctlClaim, 0)
-				if !r.opt.Follow {
-					return nil
-				}
-				r.claimAhead(ctx, h.seq+1)
-			} else {
-				delete(r.items, h.item) // someone else's: it may come to us live
-				r.othersHold[h.item] = time.Now()
-			}
-		}
-		if !more {
-			return nil
-		}
-	}
-	return nil
+// claim is this receiver's hold on one kept item: the consumer that is the
+// lock, and the reader that pulls the item's frames into the loop. The
+// reader owns pull; the loop owns the rest once the claim is started.
+type claim struct {
+	item     string
+	consumer string
+	stored   uint64      // frames the satellite held at the claim
+	first    []*nats.Msg // frames pulled with a claim made ahead
+	asked    int         // frames asked for with it (those not in first are on their way)
+	pull     *jsapi.Pull
+	ctx      context.Context
+	stop     context.CancelFunc // stops the reader
+	done     chan struct{}      // closed when the reader returns
+
+	acks []string // where to ack each frame read, to remove the item at the end
+	// byPurge: the item is removed by a purge at the end, not by acks
+	// (its frames were read again through a new consumer).
+	byPurge  bool
+	caughtUp bool // read all the satellite held at the claim
+	// replicated: the item's store has replicas (a cluster), whose
+	// leader may change under the reader.
+	replicated bool
+	lastSeq    uint64 // stream sequence of the last frame taken
+	rereads    int    // times its frames were read again after a loss
 }
 
-// headBatch is how many item heads one look into the store returns.
-const headBatch = 64
+// claimer takes kept items for one receiver: it finds them, claims them
+// (ahead of need, for a follower), reads them, and removes the finished
+// ones from the pipe. The receiver's loop calls it; the goroutines it
+// starts (readers, claims ahead, removals) are its own, and close waits
+// for them.
+type claimer struct {
+	c      *Client
+	cfg    Config
+	js     *jsapi.API
+	s      wire.Subjects
+	rid    string
+	lookup *jsapi.Lookup
+	n      int // claims made, for their names
 
-// nextHeads finds the item heads at or after stream sequence from, up to
-// headBatch of them, in one request (a batched direct get, no consumer).
-// more says whether the store holds heads beyond them.
-func (r *receiver) nextHeads(ctx context.Context, from uint64) (heads []headRef, more bool, err error) {
-	if r.headSub == nil {
-		r.headInbox = r.c.nc.NewRespInbox()
-		if r.headSub, err = r.c.nc.SubscribeSync(r.headInbox + ".*"); err != nil {
-			return nil, false, fmt.Errorf("looking for kept items: %w", err)
-		}
-		_ = r.headSub.SetPendingLimits(-1, -1)
-		r.subs = append(r.subs, r.headSub)
+	post  func(event) bool // hands an event to the loop; false once it is gone
+	slots chan struct{}    // a token for every kept frame posted and not yet handled
+
+	// othersHold: kept items found held by another live receiver, and when.
+	othersHold map[string]time.Time
+
+	// A follower's claims on the next kept items, in the order it takes
+	// them; the heads found after them; where to look on.
+	aheads     []*ahead
+	aheadHeads []jsapi.Head
+	aheadFrom  uint64
+	aheading   sync.WaitGroup
+
+	readers sync.WaitGroup
+
+	// Kept items written out whole, on their way out of the pipe.
+	cleanup    chan cleanupJob
+	cleaners   sync.WaitGroup
+	cleanupMu  sync.Mutex
+	cleanupErr error
+}
+
+func newClaimer(c *Client, js *jsapi.API, s wire.Subjects, rid string, post func(event) bool) *claimer {
+	return &claimer{
+		c: c, cfg: c.cfg, js: js, s: s, rid: rid,
+		lookup:     js.NewLookup(),
+		post:       post,
+		slots:      make(chan struct{}, c.cfg.KeptSlots),
+		othersHold: map[string]time.Time{},
 	}
-	r.headReqs++
-	reply := r.headInbox + "." + strconv.Itoa(r.headReqs)
-	req := fmt.Sprintf(`{"seq":%d,"next_by_subj":%q,"batch":%d}`, from, r.s.headAll(), headBatch)
-	if err := r.c.nc.PublishRequest("$JS.API.DIRECT.GET."+r.s.stream, reply, []byte(req)); err != nil {
+}
+
+func (cl *claimer) name() string {
+	cl.n++
+	return cl.rid + "-" + strconv.Itoa(cl.n)
+}
+
+// heads finds item heads at or after stream sequence from, in order.
+func (cl *claimer) heads(ctx context.Context, from uint64) (heads []jsapi.Head, more bool, err error) {
+	err = cl.js.Retry(ctx, func(ctx context.Context) error {
+		heads, more, err = cl.lookup.Next(ctx, cl.s.Stream, cl.s.HeadAll(), from, cl.cfg.HeadBatch)
+		return err
+	})
+	if err != nil {
 		return nil, false, fmt.Errorf("looking for kept items: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	for {
-		m, err := r.headSub.NextMsgWithContext(ctx)
-		if errors.Is(err, nats.ErrNoResponders) {
-			return nil, false, nil // no store: nothing kept
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("looking for kept items: %w", err)
-		}
-		if m.Subject != reply {
-			continue // the late answer to an earlier look
-		}
-		switch st := m.Header.Get("Status"); st {
-		case "":
-			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
-			if err != nil {
-				return nil, false, fmt.Errorf("looking for kept items: bad sequence %q", m.Header.Get("Nats-Sequence"))
-			}
-			heads = append(heads, headRef{item: lastToken(m.Header.Get("Nats-Subject")), seq: seq})
-		case "204": // the end of the batch
-			np, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-			return heads, np > 0 && len(heads) > 0, nil
-		case "404": // nothing kept
-			return heads, false, nil
-		default:
-			return nil, false, fmt.Errorf("looking for kept items: status %s %s", st, m.Header.Get("Description"))
-		}
-	}
+	return heads, more, nil
 }
 
-// claim makes this receiver the only reader of a kept item: the one
-// consumer a work-queue stream allows on the item's subjects. A claim left
-// by a receiver that died is cleared first.
-func (r *receiver) claim(ctx context.Context, id string) (bool, error) {
-	name := r.claimName()
-	held, ok, err := r.createClaim(ctx, id, name)
-	if err != nil || !ok {
-		return false, err
-	}
-	r.startClaim(id, name, held)
-	return true, nil
-}
+// claimResult is what a claim attempt found.
+type claimResult uint8
 
-func (r *receiver) claimName() string {
-	r.claims++
-	return r.rid + "-" + strconv.Itoa(r.claims)
-}
+const (
+	claimTaken  claimResult = iota // the item is ours
+	claimHeld                      // a live receiver holds it
+	claimGone                      // nothing of it is stored (any more)
+	claimBroken                    // it ends with its sender's abort: removed
+)
 
-// createClaim creates the consumer that holds a kept item. It touches no
-// state of the receiver's loop, so that it may run beside it (claimAhead).
-func (r *receiver) createClaim(ctx context.Context, id, name string) (*heldItem, bool, error) {
+// create makes the consumer that holds a kept item. A claim left by a
+// receiver that died is cleared first. It touches no state of the loop's, so that it may run beside it
+// (claims made ahead).
+func (cl *claimer) create(ctx context.Context, item, name string) (*claim, claimResult, error) {
 	cfg := jetstream.ConsumerConfig{
 		Name:          name,
-		FilterSubject: r.s.claim(id),
+		FilterSubject: cl.s.Claim(item),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       365 * 24 * time.Hour, // never redeliver to us: we hold acks to the end
 		MaxAckPending: -1,
 		MemoryStorage: true,
-		Metadata:      map[string]string{metaReceive: r.rid},
+		Metadata:      map[string]string{wire.MetaReceiver: cl.rid},
 	}
 	var cons jetstream.Consumer
+	cleared := false
 	start := time.Now()
-	for attempt := 0; ; attempt++ {
-		var err error
-		cons, err = r.js.CreateConsumer(ctx, r.s.stream, cfg)
-		if err == nil {
-			break
-		}
-		if transient(ctx, err) && time.Since(start) < failoverWait {
-			time.Sleep(failoverRetry) // a cluster electing a leader
-			continue
-		}
-		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) {
-			return nil, false, fmt.Errorf("taking a kept item: %w", err)
-		}
+	for {
+		err := cl.js.Retry(ctx, func(ctx context.Context) error {
+			var err error
+			cons, err = cl.js.JS.CreateConsumer(ctx, cl.s.Stream, cfg)
+			return err
+		})
+		code := jsapi.Code(err)
 		switch {
-		case apiErr.ErrorCode == errCodeStreamNotFound && r.c.clustered() && time.Since(start) < failoverWait:
+		case err == nil:
+		case code == jsapi.CodeStreamNotFound && cl.c.clustered() && time.Since(start) < cl.cfg.FailoverWait:
 			// The store was there a moment ago: a cluster that lost its
 			// leader may not find it for a while.
-			time.Sleep(failoverRetry)
-		case apiErr.ErrorCode == errCodeStreamNotFound:
-			return nil, false, nil
-		case apiErr.ErrorCode == errCodeWQNotUnique && attempt == 0:
-			cleared, err := r.clearDeadClaim(ctx, id)
-			if err != nil || !cleared {
-				return nil, false, err
+			if err := sleep(ctx, cl.cfg.FailoverRetry); err != nil {
+				return nil, claimGone, err
 			}
-		case apiErr.ErrorCode == errCodeWQNotUnique:
-			return nil, false, nil
+			continue
+		case code == jsapi.CodeStreamNotFound:
+			return nil, claimGone, nil
+		case code == jsapi.CodeWQNotUnique && !cleared:
+			cleared = true
+			free, err := cl.clearDead(ctx, item)
+			if err != nil || !free {
+				return nil, claimHeld, err
+			}
+			continue
+		case code == jsapi.CodeWQNotUnique:
+			return nil, claimHeld, nil
 		default:
-			return nil, false, fmt.Errorf("taking a kept item: %w", err)
+			return nil, claimGone, fmt.Errorf("taking a kept item: %w", err)
 		}
+		break
 	}
+	c := &claim{item: item, consumer: name}
+	info := cons.CachedInfo()
+	c.replicated = info != nil && info.Cluster != nil && len(info.Cluster.Replicas) > 0
 	// The item may have been finished and removed by another receiver
 	// between our finding it and our claim: then nothing is pending.
-	info := cons.CachedInfo()
 	if info != nil && info.NumPending > 0 {
-		return &heldItem{cons: cons, stored: info.NumPending}, true, nil
+		c.stored = info.NumPending
+		return c, claimTaken, nil
 	}
-	if r.c.clustered() {
+	if cl.c.clustered() {
 		// The consumer's leader may be a replica lagging behind the
-		// stream's: ask the stream's leader. The item is then read as
-		// one still being sent, as its frames reach the replica.
-		if ok, err := r.c.storedFrom(ctx, r.s, id, 0); err == nil && ok {
-			return &heldItem{cons: cons}, true, nil
+		// stream's: ask the stream's leader. The item is then read as one
+		// still being sent, as its frames reach the replica.
+		if ok, err := cl.c.storedFrom(ctx, cl.s, item, 0); err == nil && ok {
+			return c, claimTaken, nil
 		}
 	}
-	_ = r.js.DeleteConsumer(ctx, r.s.stream, name)
-	return nil, false, nil
+	cl.deleteConsumer(ctx, name)
+	return nil, claimGone, nil
 }
 
-// heldItem is a claimed kept item: its consumer, how many of its frames
-// the satellite held when it was claimed, and, for an item claimed ahead,
-// the pull of its first frames.
-type heldItem struct {
-	cons   jetstream.Consumer
-	stored uint64
-	first  jetstream.MessageBatch
-}
-
-// aheadPull is how many frames of an item claimed ahead its receiver pulls
-// before it reads the item: all of a small item, 1 MiB at most.
-const aheadPull = 4
-
-// startClaim starts reading a kept item this receiver holds.
-func (r *receiver) startClaim(id, name string, held *heldItem) {
-	it := r.items[id]
-	if it == nil {
-		it = &inItem{id: id}
-		r.items[id] = it
+// start starts reading a claimed item into the loop.
+func (cl *claimer) start(c *claim) {
+	var err error
+	if c.pull == nil {
+		c.pull, err = cl.js.NewPull(cl.s.Stream, c.consumer)
 	}
-	stop := make(chan struct{})
-	it.claim = &claim{consumer: name, stop: sync.OnceFunc(func() { close(stop) })}
-	r.claimed[id] = it
-	it.lastSeen = time.Now()
-	go r.readKept(id, held, stop)
-	if !r.opt.Follow {
-		r.detach()
-	}
-}
-
-// aheadDepth is how many kept items a follower claims ahead of the one
-// it reads, so that a pipe of many small items drains without a claim's
-// round trips between two items. The others see them held by a live
-// receiver, which takes them next.
-const aheadDepth = 4
-
-// ahead is a claim on a kept item made beside the loop. The loop reads it
-// once done is closed.
-type ahead struct {
-	head headRef
-	name string
-	held *heldItem
-	ok   bool
-	err  error
-	done chan struct{}
-}
-
-// claimAhead claims, beside the loop, the next kept items after stream
-// sequence from, up to aheadDepth claims.
-func (r *receiver) claimAhead(ctx context.Context, from uint64) {
-	if from > r.aheadFrom {
-		r.aheadFrom = from
-	}
-	for len(r.aheads) < aheadDepth {
-		if len(r.aheadHeads) == 0 {
-			heads, _, err := r.nextHeads(ctx, r.aheadFrom)
-			if err != nil || len(heads) == 0 {
-				return // the loop looks again when it needs to
-			}
-			r.aheadHeads = heads
-		}
-		h := r.aheadHeads[0]
-		r.aheadHeads = r.aheadHeads[1:]
-		r.aheadFrom = h.seq + 1
-		if _, seen := r.items[h.item]; seen {
-			continue
-		}
-		if _, held := r.othersHold[h.item]; held {
-			continue
-		}
-		a := &ahead{head: h, name: r.claimName(), done: make(chan struct{})}
-		r.aheads = append(r.aheads, a)
-		go func() {
-			defer close(a.done)
-			ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-			defer cancel()
-			a.held, a.ok, a.err = r.createClaim(ctx, h.item, a.name)
-			if a.ok {
-				a.held.first, _ = a.held.cons.Fetch(int(min(a.held.stored, aheadPull)), jetstream.FetchMaxWait(idleProbe))
-			}
-		}()
-	}
-}
-
-// takeAhead starts reading the oldest item claimed ahead that is still
-// for this receiver to read.
-func (r *receiver) takeAhead(ctx context.Context) (bool, error) {
-	for len(r.aheads) > 0 {
-		a := r.aheads[0]
-		r.aheads = r.aheads[1:]
-		<-a.done
-		if a.err != nil || !a.ok {
-			continue // the loop looks again, and reports what persists
-		}
-		if _, seen := r.items[a.head.item]; seen {
-			_ = r.js.DeleteConsumer(ctx, r.s.stream, a.name)
-			continue
-		}
-		r.startClaim(a.head.item, a.name, a.held)
-		delete(r.othersHold, a.head.item)
-		r.sendCtl(a.head.item, ctlClaim, 0)
-		r.claimAhead(ctx, a.head.seq+1)
-		return true, nil
-	}
-	r.aheadHeads = nil
-	return false, nil
-}
-
-// aheadHolds tells whether a claim made ahead holds item id.
-func (r *receiver) aheadHolds(id string) bool {
-	for _, a := range r.aheads {
-		if a.head.item == id {
-			<-a.done
-			return a.ok
-		}
-	}
-	return false
-}
-
-// dropAhead gives back the items claimed ahead.
-func (r *receiver) dropAhead() {
-	for _, a := range r.aheads {
-		<-a.done
-		if a.ok {
-			ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-			_ = r.js.DeleteConsumer(ctx, r.s.stream, a.name)
-			cancel()
-		}
-	}
-	r.aheads = nil
-}
-
-// readKept reads a claimed item's frames into the receiver's loop until
-// stop is closed. It first pulls exactly the frames the satellite held at
-// the claim: a pull asking for more than there are makes the satellite
-// look for them through every later message of the stream, which for a
-// pipe of n kept items would make draining them cost n². If the item's end
-// was not among those, its sender is still sending: it reads on as frames
-// come.
-func (r *receiver) readKept(id string, held *heldItem, stop <-chan struct{}) {
-	sawEnd := false
-	for left := held.stored; left > 0 && !sawEnd; {
-		batch := held.first
-		held.first = nil
-		if batch == nil {
-			var err error
-			batch, err = held.cons.Fetch(int(min(left, keptPullMsgs)), jetstream.FetchMaxWait(idleProbe))
-			if err != nil && transient(context.Background(), err) {
-				break // read on as frames come, below
-			}
-			if err != nil {
-				r.post(event{item: id, kept: true, err: err})
-				return
-			}
-		}
-		got := uint64(0)
-		for m := range batch.Messages() {
-			got++
-			sawEnd = isEnd(m.Data())
-			if !r.postKept(id, m, stop) {
-				return
-			}
-		}
-		if batch.Error() != nil || got == 0 {
-			break // what follows finds out whether the claim still stands
-		}
-		left -= min(got, left)
-	}
-	if sawEnd {
-		return
-	}
-	// A byte limit alone: nats.go then tracks the bytes in flight (and
-	// makes a channel of a million slots, which costs untouched memory
-	// only); with a message limit as well it overran its channel and
-	// dropped frames as a slow consumer.
-	iter, err := held.cons.Messages(jetstream.PullMaxBytes(keptPull))
 	if err != nil {
-		r.post(event{item: id, kept: true, err: fmt.Errorf("reading a kept item: %w", err)})
+		c.done = make(chan struct{})
+		close(c.done)
+		cl.post(event{kind: evReadFailed, item: c.item, cl: c, err: err})
 		return
 	}
-	go func() {
-		select {
-		case <-stop:
-		case <-r.done:
+	c.ctx, c.stop = context.WithCancel(context.Background())
+	c.done = make(chan struct{})
+	cl.readers.Go(func() {
+		defer close(c.done)
+		defer c.pull.Close()
+		cl.read(c)
+	})
+}
+
+// release stops reading an item and drops the claim: the item stays whole
+// in the pipe for the next receiver.
+func (cl *claimer) release(ctx context.Context, c *claim) {
+	cl.halt(c)
+	cctx, cancel := cleanupContext(ctx, cl.cfg.APITimeout)
+	defer cancel()
+	cl.deleteConsumer(cctx, c.consumer)
+}
+
+// halt stops a claim's reader and waits for it.
+func (cl *claimer) halt(c *claim) {
+	if c.stop != nil {
+		c.stop()
+	}
+	if c.done != nil {
+		<-c.done
+	}
+}
+
+func (cl *claimer) deleteConsumer(ctx context.Context, name string) {
+	_ = cl.js.Retry(ctx, func(ctx context.Context) error {
+		err := cl.js.JS.DeleteConsumer(ctx, cl.s.Stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil
 		}
-		iter.Stop()
-	}()
+		return err
+	})
+}
+
+// reread replaces a claim's consumer with a new one, which delivers the
+// item again from its head: frames the reader lost (in flight when its
+// link stalled, say) come again, and the loop skips what it has. (A
+// work-queue stream allows consumers only from its first message.) The
+// item stays whole in the store meanwhile; another receiver may take it in
+// the instant between, and then this one has lost it.
+func (cl *claimer) reread(ctx context.Context, c *claim) (*claim, error) {
+	cl.halt(c)
+	cl.deleteConsumer(ctx, c.consumer)
+	next, res, err := cl.create(ctx, c.item, cl.name())
+	if err != nil {
+		return nil, err
+	}
+	if res != claimTaken {
+		return nil, fmt.Errorf("%w: reading it again after lost frames, it was gone or taken", ErrClaimLost)
+	}
+	next.acks, next.byPurge, next.caughtUp = c.acks, true, c.caughtUp
+	next.lastSeq, next.rereads, next.replicated = c.lastSeq, c.rereads+1, c.replicated || next.replicated
+	if !c.caughtUp {
+		next.stored = max(next.stored, 1)
+	}
+	cl.start(next)
+	return next, nil
+}
+
+// read pulls a claimed item's frames into the loop until its end, or until
+// the claim is stopped. It asks exactly for the frames the satellite held
+// at the claim (a pull asking for more than there are makes the satellite
+// look for them through every later message of the stream, which for a
+// pipe of n kept items would make draining them cost n²), two pulls at a
+// time, then, if the item's end was not among them (its sender is still
+// sending), for frames as they come.
+func (cl *claimer) read(c *claim) {
+	for _, m := range c.first {
+		if !cl.postKept(c, m) || wire.IsEnd(m.Data) {
+			return
+		}
+	}
+	left := c.stored - min(c.stored, uint64(c.asked))
+	var (
+		inFlight  = c.asked - len(c.first) // frames asked for that have not come (nor run out)
+		lastHeard = time.Now()
+		wait      = cl.cfg.KeptPullWait
+		batch     = cl.cfg.KeptPullMsgs
+	)
 	for {
-		m, err := iter.Next()
-		if errors.Is(err, jetstream.ErrNoHeartbeat) {
-			continue // a cluster electing a leader: the iterator pulls anew
+		// Two pulls out while frames are known to be stored; one at a
+		// time for an item still being sent.
+		for (left > 0 && inFlight < 2*batch) || inFlight == 0 {
+			n := batch
+			if left > 0 {
+				n = int(min(left, uint64(batch)))
+				left -= uint64(n)
+			}
+			inFlight += n
+			if err := c.pull.Ask(jsapi.PullRequest{Batch: n, Expires: wait, Heartbeat: wait / 4}); err != nil {
+				cl.post(event{kind: evReadFailed, item: c.item, cl: c, err: err})
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, wait)
+		m, err := c.pull.Next(ctx)
+		cancel()
+		if c.ctx.Err() != nil {
+			return
 		}
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				r.post(event{item: id, kept: true, err: err})
+			// Nothing at all, not even a heartbeat: the link stalls, or
+			// the pulls were lost (a cluster moving the consumer's
+			// leader). Ask anew, for a while; what the satellite sent
+			// for the old pulls still comes through the same inbox.
+			if time.Since(lastHeard) > cl.cfg.FailoverWait {
+				cl.post(event{kind: evReadFailed, item: c.item, cl: c,
+					err: fmt.Errorf("%w: the satellite sent nothing of it for %v", ErrClaimLost, cl.cfg.FailoverWait)})
+				return
 			}
-			return
+			left += uint64(inFlight)
+			inFlight = 0
+			continue
 		}
-		if !r.postKept(id, m, stop) {
-			return
+		lastHeard = time.Now()
+		switch jsapi.Status(m) {
+		case "":
+			inFlight = max(0, inFlight-1)
+			if !cl.postKept(c, m) || wire.IsEnd(m.Data) {
+				return
+			}
+		case jsapi.StatusHeartbeat:
+		case jsapi.StatusConflict:
+			if m.Header.Get("Description") == "Consumer Deleted" {
+				cl.post(event{kind: evReadFailed, item: c.item, cl: c, err: fmt.Errorf("%w: its consumer was deleted", ErrClaimLost)})
+				return
+			}
+			fallthrough // a leader change or a limit cut the pull short: ask again
+		default: // the pull ran out (408) or found nothing (404)
+			pending, _ := strconv.Atoi(m.Header.Get("Nats-Pending-Messages"))
+			pending = min(pending, inFlight)
+			inFlight -= pending
+			if c.stored > 0 {
+				left += uint64(pending) // known stored: ask for them again
+			}
 		}
 	}
 }
 
-// isEnd tells whether a frame says it ends its item, without checking it.
-func isEnd(b []byte) bool { return len(b) >= frameHeaderLen && b[1]&flagEnd != 0 }
-
-// postKept hands a kept frame to the loop; false once the reader is to stop.
-func (r *receiver) postKept(id string, m jetstream.Msg, stop <-chan struct{}) bool {
+// postKept hands a kept frame to the loop, once a slot is free (what
+// bounds the kept frames held in memory); false once the reader is to
+// stop.
+func (cl *claimer) postKept(c *claim, m *nats.Msg) bool {
 	meta, err := m.Metadata()
 	if err != nil {
-		return true
+		return true // not a frame of the stream's
 	}
-	select { // a slot of the loop's (keptSlots): what bounds kept frames held in memory
-	case r.keptSlots <- struct{}{}:
-	case <-stop:
-		return false
-	case <-r.done:
+	select {
+	case cl.slots <- struct{}{}:
+	case <-c.ctx.Done():
 		return false
 	}
-	r.post(event{
-		item: id, kept: true,
-		msg: &nats.Msg{Subject: m.Subject(), Reply: m.Reply(), Data: m.Data()},
+	if !cl.post(event{
+		kind: evKept, item: c.item, cl: c, msg: m,
 		seq: meta.Sequence.Stream, more: meta.NumPending,
-		head: m.Subject() == r.s.head(id),
-	})
+		head: m.Subject == cl.s.Head(c.item),
+	}) {
+		<-cl.slots
+		return false
+	}
 	return true
 }
 
-// clearDeadClaim removes the claim on an item if the receiver holding it is
+// clearDead removes the claim on an item if the receiver holding it is
 // gone. It reports whether there is no live claim left.
-func (r *receiver) clearDeadClaim(ctx context.Context, id string) (bool, error) {
-	st, err := r.js.Stream(ctx, r.s.stream)
+func (cl *claimer) clearDead(ctx context.Context, item string) (bool, error) {
+	st, err := cl.js.JS.Stream(ctx, cl.s.Stream)
 	if err != nil {
 		return false, fmt.Errorf("looking at claims: %w", err)
 	}
 	lister := st.ListConsumers(ctx)
-	filter := r.s.claim(id)
+	filter := cl.s.Claim(item)
 	for info := range lister.Info() {
 		if info.Config.FilterSubject != filter {
 			continue
 		}
-		holder := info.Config.Metadata[metaReceive]
-		if holder != "" {
-			if !r.c.peerGone(r.s.rcv(holder)) {
+		if holder := info.Config.Metadata[wire.MetaReceiver]; holder != "" {
+			if !cl.c.peerGone(ctx, cl.s.Rcv(holder)) {
 				return false, nil // alive: the item is theirs
 			}
 		}
-		if err := r.js.DeleteConsumer(ctx, r.s.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if err := cl.js.JS.DeleteConsumer(ctx, cl.s.Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return false, fmt.Errorf("clearing a dead receiver's claim: %w", err)
 		}
 	}
@@ -463,108 +393,235 @@ func (r *receiver) clearDeadClaim(ctx context.Context, id string) (bool, error) 
 	return true, nil
 }
 
-func (r *receiver) release(it *inItem) {
-	if it.claim == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
-	defer cancel()
-	_ = r.js.DeleteConsumer(ctx, r.s.stream, it.claim.consumer)
-	it.claim = nil
-	delete(r.claimed, it.id)
+// ahead is a claim on a kept item made beside the loop. The loop reads it
+// once done is closed.
+type ahead struct {
+	head  jsapi.Head
+	item  string
+	claim *claim
+	res   claimResult
+	err   error
+	done  chan struct{}
 }
 
-// cleanupBacklog is how many finished kept items may wait to be removed
-// from the pipe before a receiver waits for their removal, and
-// cleanupWorkers how many are removed at once. Each holds a consumer
-// until then, and the satellite's work for some requests grows with the
-// number of consumers.
-const (
-	cleanupBacklog = 8
-	cleanupWorkers = 4
-)
+// claimAhead claims, beside the loop, the next kept items after stream
+// sequence from, up to AheadDepth claims. skip tells which items the
+// receiver knows already.
+func (cl *claimer) claimAhead(ctx context.Context, from uint64, skip func(string) bool) {
+	cl.aheadFrom = max(cl.aheadFrom, from)
+	for len(cl.aheads) < cl.cfg.AheadDepth {
+		if len(cl.aheadHeads) == 0 {
+			heads, _, err := cl.heads(ctx, cl.aheadFrom)
+			if err != nil || len(heads) == 0 {
+				return // the loop looks again when it needs to
+			}
+			cl.aheadHeads = heads
+		}
+		h := cl.aheadHeads[0]
+		cl.aheadHeads = cl.aheadHeads[1:]
+		cl.aheadFrom = h.Seq + 1
+		item := wire.LastToken(h.Subject)
+		if skip(item) {
+			continue
+		}
+		if _, held := cl.othersHold[item]; held {
+			continue
+		}
+		a := &ahead{head: h, item: item, done: make(chan struct{})}
+		name := cl.name()
+		cl.aheads = append(cl.aheads, a)
+		cl.aheading.Go(func() {
+			defer close(a.done)
+			actx, cancel := context.WithTimeout(ctx, cl.cfg.APITimeout)
+			defer cancel()
+			a.claim, a.res, a.err = cl.create(actx, item, name)
+			if a.res == claimTaken {
+				cl.prefetch(actx, a.claim)
+			}
+		})
+	}
+}
+
+// prefetch pulls the first frames of an item claimed ahead: all of a small
+// item, AheadPull frames at most. Its pull stays the claim's, so that a
+// frame still on its way when prefetch returns reaches the reader.
+func (cl *claimer) prefetch(ctx context.Context, c *claim) {
+	n := int(min(c.stored, uint64(cl.cfg.AheadPull)))
+	if n == 0 {
+		return
+	}
+	pull, err := cl.js.NewPull(cl.s.Stream, c.consumer)
+	if err != nil {
+		return
+	}
+	c.pull = pull
+	if err := pull.Ask(jsapi.PullRequest{Batch: n, Expires: cl.cfg.KeptPullWait}); err != nil {
+		return
+	}
+	c.asked = n
+	for len(c.first) < n {
+		m, err := pull.Next(ctx)
+		if err != nil {
+			return
+		}
+		if jsapi.Status(m) != "" {
+			// The pull ran out: the reader asks for the rest.
+			c.asked = len(c.first)
+			return
+		}
+		c.first = append(c.first, m)
+	}
+}
+
+// giveUp drops a claim made ahead that nobody read.
+func (cl *claimer) giveUp(ctx context.Context, c *claim) {
+	if c.pull != nil {
+		c.pull.Close()
+	}
+	cctx, cancel := cleanupContext(ctx, cl.cfg.APITimeout)
+	defer cancel()
+	cl.deleteConsumer(cctx, c.consumer)
+}
+
+// takeAhead returns the oldest claim made ahead that is still for this
+// receiver to read.
+func (cl *claimer) takeAhead(ctx context.Context, skip func(string) bool) *ahead {
+	for len(cl.aheads) > 0 {
+		a := cl.aheads[0]
+		cl.aheads = cl.aheads[1:]
+		<-a.done
+		if a.err != nil || a.res != claimTaken {
+			continue // the loop looks again, and reports what persists
+		}
+		if skip(a.item) {
+			cl.giveUp(ctx, a.claim)
+			continue
+		}
+		return a
+	}
+	cl.aheadHeads = nil
+	return nil
+}
+
+// holdsAhead tells whether a claim made ahead holds item id.
+func (cl *claimer) holdsAhead(id string) bool {
+	for _, a := range cl.aheads {
+		if a.item == id {
+			<-a.done
+			return a.res == claimTaken
+		}
+	}
+	return false
+}
+
+// dropAhead gives back the items claimed ahead.
+func (cl *claimer) dropAhead(ctx context.Context) {
+	for _, a := range cl.aheads {
+		<-a.done
+		if a.res == claimTaken {
+			cl.giveUp(ctx, a.claim)
+		}
+	}
+	cl.aheads = nil
+	cl.aheading.Wait()
+}
 
 // cleanupJob is a kept item written out whole, to remove from the pipe.
 type cleanupJob struct {
 	item     string
 	consumer string
 	acks     []string
+	byPurge  bool
 }
 
-// finishKept gives back a kept item this receiver wrote out whole: it
-// removes the item from the pipe, then drops the claim, in that order, so
-// that no other receiver can take the item again. It removes the item by
-// acking every frame it read (the work queue deletes acked messages, and
-// only the last ack waits for the satellite's answer, which comes once
-// all before it are done), else by purging the item's subjects: a purge
-// makes the satellite count anew the pending messages of every consumer
-// of the stream. That runs behind the receiver, so that a follower goes on
-// with the next item meanwhile; Receive returns once it is done.
-func (r *receiver) finishKept(it *inItem) {
-	cl := it.claim
-	it.claim = nil
-	delete(r.claimed, it.id)
-	cl.stop()
-	if r.cleanup == nil {
-		r.cleanup = make(chan cleanupJob, cleanupBacklog)
-		for range cleanupWorkers {
-			r.cleaners.Go(func() { r.cleaner(r.cleanup) })
+// finish gives back a kept item this receiver wrote out whole: it removes
+// the item from the pipe, then drops the claim, in that order, so that no
+// other receiver can take the item again. It removes the item by acking
+// every frame it read (the work queue deletes acked messages, and only the
+// last ack waits for the satellite's answer, which comes once all before it
+// are done), else by purging the item's subjects: a purge makes the
+// satellite count anew the pending messages of every consumer of the
+// stream. That runs behind the receiver, so that a follower goes on with
+// the next item meanwhile; close waits for it.
+func (cl *claimer) finish(ctx context.Context, c *claim) {
+	cl.halt(c)
+	if cl.cleanup == nil {
+		cl.cleanup = make(chan cleanupJob, cl.cfg.CleanupBacklog)
+		for range cl.cfg.CleanupWorkers {
+			cl.cleaners.Go(func() { cl.cleaner(ctx, cl.cleanup) })
 		}
 	}
-	r.cleanup <- cleanupJob{item: it.id, consumer: cl.consumer, acks: cl.acks}
+	cl.cleanup <- cleanupJob{item: c.item, consumer: c.consumer, acks: c.acks, byPurge: c.byPurge || c.replicated}
 }
 
-func (r *receiver) cleaner(jobs <-chan cleanupJob) {
+func (cl *claimer) cleaner(ctx context.Context, jobs <-chan cleanupJob) {
 	for job := range jobs {
-		ctx, cancel := context.WithTimeout(context.Background(), failoverWait+apiTimeout)
+		cctx, cancel := cleanupContext(ctx, cl.cfg.FailoverWait+cl.cfg.APITimeout)
 		var err error
-		if r.c.clustered() {
+		if job.byPurge {
 			// A cluster's leader may answer an ack, then die before its
 			// followers learn of it: the item would come back. A purge
-			// is answered once a majority holds it.
-			err = r.c.purgeItem(ctx, r.s, job.item)
-		} else if err = r.ackAll(ctx, job.acks); err != nil {
-			err = r.c.purgeItem(ctx, r.s, job.item)
+			// is answered once a majority holds it. (And frames read
+			// through a consumer since replaced cannot be acked.)
+			err = cl.c.purgeItem(cctx, cl.s, job.item)
+		} else if err = cl.ackAll(cctx, job.acks); err != nil {
+			err = cl.c.purgeItem(cctx, cl.s, job.item)
 		}
-		if derr := r.js.DeleteConsumer(ctx, r.s.stream, job.consumer); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) && err == nil {
+		if derr := cl.js.JS.DeleteConsumer(cctx, cl.s.Stream, job.consumer); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) && err == nil {
 			err = fmt.Errorf("dropping the claim on item %s: %w", job.item, derr)
 		}
 		cancel()
 		if err != nil {
-			r.cleanupMu.Lock()
-			if r.cleanupErr == nil {
-				r.cleanupErr = err
+			cl.cleanupMu.Lock()
+			if cl.cleanupErr == nil {
+				cl.cleanupErr = err
 			}
-			r.cleanupMu.Unlock()
+			cl.cleanupMu.Unlock()
 		}
 	}
 }
 
 // ackAll acks frames read, the last one waiting for the satellite.
-func (r *receiver) ackAll(ctx context.Context, acks []string) error {
+func (cl *claimer) ackAll(ctx context.Context, acks []string) error {
 	if len(acks) == 0 {
 		return errors.New("no frames to ack")
 	}
 	ack := []byte("+ACK")
 	for _, subject := range acks[:len(acks)-1] {
-		if err := r.c.nc.Publish(subject, ack); err != nil {
+		if err := cl.c.nc.Publish(subject, ack); err != nil {
 			return err
 		}
 	}
-	_, err := r.c.request(ctx, acks[len(acks)-1], ack)
+	_, err := cl.c.nc.RequestWithContext(ctx, acks[len(acks)-1], ack)
 	return err
 }
 
-// waitCleanup waits until the items given back are removed, and returns
-// the first error in removing them.
-func (r *receiver) waitCleanup() error {
-	if r.cleanup == nil {
+// close gives back the items claimed ahead, waits for the readers and for
+// the removal of the items written out, and returns the first error in
+// removing one.
+func (cl *claimer) close(ctx context.Context) error {
+	cl.dropAhead(ctx)
+	cl.readers.Wait()
+	cl.lookup.Close()
+	if cl.cleanup == nil {
 		return nil
 	}
-	close(r.cleanup)
-	r.cleaners.Wait()
-	r.cleanup = nil
-	r.cleanupMu.Lock()
-	defer r.cleanupMu.Unlock()
-	return r.cleanupErr
+	close(cl.cleanup)
+	cl.cleaners.Wait()
+	cl.cleanup = nil
+	cl.cleanupMu.Lock()
+	defer cl.cleanupMu.Unlock()
+	return cl.cleanupErr
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -5,13 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/skypipe/skypipe/internal/jsapi"
+	"github.com/skypipe/skypipe/internal/wire"
 )
+
+// chunkSize is how many bytes of an item one frame carries at most.
+const chunkSize = wire.MaxChunk
 
 // Client moves items through the pipes of one NATS server or cluster.
 type Client struct {
 	nc     *nats.Conn
+	js     *jsapi.API
+	cfg    Config
+	domain string
 	notice func(string)
 	// chunks are senders' read buffers, shared by the items a Client
 	// sends one after another (SendLines), so that each does not allocate
@@ -28,46 +37,80 @@ func WithNotice(f func(msg string)) Option {
 	return func(c *Client) { c.notice = f }
 }
 
+// WithConfig sets the Client's timings and sizes (DefaultConfig otherwise).
+func WithConfig(cfg Config) Option {
+	return func(c *Client) { c.cfg = cfg }
+}
+
+// WithJetStreamDomain makes the Client use the JetStream of domain d, as a
+// leaf node of a hub with JetStream in that domain needs.
+func WithJetStreamDomain(d string) Option {
+	return func(c *Client) { c.domain = d }
+}
+
 // New returns a Client that uses nc, which must stay open while it is used.
 func New(nc *nats.Conn, opts ...Option) *Client {
-	c := &Client{nc: nc, notice: func(string) {}, chunks: &sync.Pool{
-		New: func() any { return &chunk{buf: make([]byte, frameHeaderLen+chunkSize)} },
+	c := &Client{nc: nc, cfg: DefaultConfig(), notice: func(string) {}, chunks: &sync.Pool{
+		New: func() any { return &chunk{buf: make([]byte, wire.HeaderLen+chunkSize)} },
 	}}
 	for _, o := range opts {
 		o(c)
 	}
+	// jsapi.New fails only for a domain nats.go refuses (one with a '.'):
+	// every JetStream call then reports it.
+	c.js, _ = jsapi.New(nc, c.domain, jsapi.Timing{
+		Call: c.cfg.APITimeout, FailoverWait: c.cfg.FailoverWait, FailoverRetry: c.cfg.FailoverRetry,
+	})
 	return c
+}
+
+// jetstream returns the Client's JetStream API, or why it has none.
+func (c *Client) jetstream() (*jsapi.API, error) {
+	if c.js == nil {
+		return nil, fmt.Errorf("JetStream domain %q is not valid", c.domain)
+	}
+	return c.js, nil
 }
 
 func (c *Client) noticef(format string, args ...any) {
 	c.notice(fmt.Sprintf(format, args...))
 }
 
-func checkName(name string) (subjects, error) {
+func checkName(name string) (wire.Subjects, error) {
 	if err := ValidateName(name); err != nil {
-		return subjects{}, err
+		return wire.Subjects{}, err
 	}
-	return newSubjects(name), nil
+	return wire.NewSubjects(name), nil
 }
 
-// request sends a request and waits for the answer, apiTimeout at most.
-func (c *Client) request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
-	return c.requestMsg(ctx, &nats.Msg{Subject: subject, Data: data})
+// clustered tells whether the satellite is one of a cluster.
+func (c *Client) clustered() bool { return c.nc.ConnectedClusterName() != "" }
+
+// invariant reports a broken invariant of the package's own logic as an
+// error that fails the item (and, under test, as a panic): an item is
+// never carried on past one.
+func (c *Client) invariant(format string, args ...any) error {
+	err := fmt.Errorf("%w: "+format, append([]any{errInvariant}, args...)...)
+	if c.cfg.strict {
+		panic(err)
+	}
+	return err
 }
 
-func (c *Client) requestMsg(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	return c.nc.RequestMsgWithContext(ctx, m)
-}
+// errInvariant: the package's own logic went wrong; the item is failed
+// rather than carried on with a hole.
+var errInvariant = errors.New("skypipe internal error")
 
 // watch returns a context that ends when ctx does or when the connection to
 // the satellite is lost, and a function that translates an error caused by
-// the loss into ErrDisconnected. stop releases the watch.
+// the loss into ErrDisconnected. stop releases the watch and waits for its
+// goroutine.
 func (c *Client) watch(ctx context.Context) (context.Context, func(error) error, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	ch := c.nc.StatusChanged(nats.DISCONNECTED, nats.CLOSED)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		select {
 		case <-ch:
 			cancel(ErrDisconnected)
@@ -93,5 +136,13 @@ func (c *Client) watch(ctx context.Context) (context.Context, func(error) error,
 	return ctx, explain, func() {
 		c.nc.RemoveStatusListener(ch)
 		cancel(nil)
+		<-done
 	}
+}
+
+// cleanupContext is the context of work that must still happen once the
+// caller's context has ended (giving a claim back, marking an item
+// broken): ctx's values without its cancel, bounded by limit.
+func cleanupContext(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), limit)
 }

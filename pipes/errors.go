@@ -3,6 +3,8 @@ package pipes
 import (
 	"errors"
 	"strconv"
+
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
 // Errors callers tell apart with errors.Is.
@@ -21,8 +23,9 @@ var (
 	// (interrupted, or its input failed).
 	ErrSenderAborted = errors.New("sender gave up mid-item")
 
-	// ErrCorrupt: an item's data arrived damaged, out of order or with a gap.
-	ErrCorrupt = errors.New("item data corrupt")
+	// ErrCorrupt: an item's data arrived damaged, out of order or with a
+	// gap, and reading it again from the store found the same.
+	ErrCorrupt = wire.ErrCorrupt
 
 	// ErrClaimLost: another receiver took over the kept item this receiver
 	// was reading (it judged this one dead).

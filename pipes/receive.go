@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/skypipe/skypipe/internal/jsapi"
+	"github.com/skypipe/skypipe/internal/linemux"
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
 // ReceiveOptions shape a receiver.
@@ -31,118 +32,109 @@ type ReceiveResult struct {
 	Bytes uint64 // bytes written out
 }
 
-// keptPull is how many bytes of a kept item a receiver has in flight on a
-// standing pull, and keptPullMsgs how many frames one exact pull asks for
-// (claim.go): with keptSlots, what bounds a receiver's memory while it
-// drains.
-const (
-	keptPull     = 4 << 20
-	keptPullMsgs = 16
-)
+// eventKind tells what an event of the receiver's loop carries.
+type eventKind uint8
 
-// receiverEvents is the length of a receiver's event queue, and
-// keptSlots how many of its events may be kept frames: with keptPull, what
-// bounds the memory of a receiver draining a big kept item.
 const (
-	receiverEvents = 64
-	keptSlots      = 8
+	evLive       eventKind = iota // a live frame: msg
+	evKept                        // a kept frame of a claimed item: msg, seq, more, head
+	evReadFailed                  // a claimed item's reader stopped: err
+	evProbed                      // a probe of an item's sender answered: gone
 )
-
-// rescanEvery is how often an idle receiver looks in the store for kept
-// items that no live frame announced.
-const rescanEvery = 2 * time.Second
 
 // event is what the receiver's loop reacts to, from its subscriptions, its
 // kept-item readers and its probes.
 type event struct {
-	item  string
-	msg   *nats.Msg // a live or kept frame
-	kept  bool      // msg came from the store
-	seq   uint64    // kept: stream sequence
-	more  uint64    // kept: messages still pending in the store
-	head  bool      // kept: msg is the item's head
-	err   error     // kept: the reader failed
-	probe int       // a sender probe answered: probeAlive or probeGone
+	kind eventKind
+	item string
+	msg  *nats.Msg
+	cl   *claim // evKept, evReadFailed: the claim the reader serves
+	seq  uint64 // evKept: stream sequence
+	more uint64 // evKept: frames still pending in the store
+	head bool   // evKept: msg is the item's head
+	err  error  // evReadFailed
+	gone bool   // evProbed
 }
 
+// itemState is where an incoming item stands. Each state allows the moves
+// itemMoves lists, and no other.
+type itemState uint8
+
 const (
-	probeAlive = 1
-	probeGone  = 2
+	itemWaiting itemState = iota // known, nothing of it read yet
+	itemReading                  // its bytes go out as they come
+	itemEnding                   // its end came; some of it waits behind another item's line
+	itemDone                     // written out whole, or not ours to write
+	itemBroken                   // it cannot be written out whole: reported
+)
+
+var itemStateNames = [...]string{"waiting", "reading", "ending", "done", "broken"}
+
+func (s itemState) String() string { return itemStateNames[s] }
+
+var itemMoves = map[itemState][]itemState{
+	itemWaiting: {itemReading, itemDone, itemBroken},
+	itemReading: {itemEnding, itemDone, itemBroken},
+	itemEnding:  {itemDone, itemBroken},
+}
+
+// peerState is what a receiver knows of an item's sender.
+type peerState uint8
+
+const (
+	peerHeard   peerState = iota // it sent something lately
+	peerProbing                  // quiet: a probe asks whether it lives
+	peerGone                     // the probe found it gone
 )
 
 // inItem is the receiver's view of one item.
 type inItem struct {
-	id       string
-	next     uint64 // offset of the next byte expected
-	started  bool
-	done     bool
-	claim    *claim // non-nil while this receiver holds the kept item
-	written  uint64 // offset up to which the item was written out
-	held     []byte // bytes waiting for another item's line to end
-	heldEnd  bool   // the end arrived behind held bytes
-	queued   bool   // it is in the receiver's waiting queue
-	lastSeen time.Time
-	probing  bool
-	gone     bool // a probe found the sender gone
-	lastSeq  uint64
-	quietAt  time.Time // when the store first said nothing more was coming
+	id    string
+	state itemState
+	next  uint64          // offset of the next byte expected
+	out   *linemux.Stream // its way onto the output, once it started
+	claim *claim          // non-nil while this receiver holds the kept item
+	peer  peerState       // its sender, as far as the receiver knows
+	seen  time.Time       // when it last heard of the item
+	quiet time.Time       // when the store first said nothing more was coming
 }
 
-type claim struct {
-	consumer string
-	stop     func()   // stops its reader
-	acks     []string // where to ack each frame read, to remove it at the end
-	caughtUp bool
+// written is how far the item is written out.
+func (it *inItem) written() uint64 {
+	if it.out == nil {
+		return it.next
+	}
+	return it.out.Written
 }
+
+func (it *inItem) open() bool { return it.state == itemWaiting || it.state == itemReading }
+
+// receiverEvents is the length of a receiver's event queue.
+const receiverEvents = 64
 
 type receiver struct {
 	c      *Client
-	s      subjects
-	js     jetstream.JetStream
+	cfg    Config
+	s      wire.Subjects
+	js     *jsapi.API
 	rid    string
 	opt    ReceiveOptions
-	w      io.Writer
+	mux    *linemux.Mux
 	events chan event
-	// keptSlots holds a token for every kept frame posted and not yet
-	// handled.
-	keptSlots chan struct{}
-	subs      []*nats.Subscription
-	live      *nats.Subscription
-	done      chan struct{} // closed when the receiver returns
+	subs   []*nats.Subscription
+	live   *nats.Subscription
+	done   chan struct{} // closed when the loop returns
+	probes *prober
+	claims *claimer
 
 	items map[string]*inItem
-	// claimed: the items this receiver holds a claim on (claim != nil).
-	claimed map[string]*inItem
-	// othersHold: kept items found held by another live receiver, and when.
-	othersHold map[string]time.Time
 	// detached: a receiver without Follow that took a kept item wants that
 	// item only; it no longer answers roll calls or takes live items.
-	detached  atomic.Bool
-	primary   string    // the item whose end ends a receiver without Follow
-	owner     string    // the item whose line is open on the output
-	ownerAt   time.Time // when the owner last wrote
-	ownerLine int       // how long the open line is so far
-	waiting   []*inItem // items with held bytes, first come first served
-	claims    int
-	res       ReceiveResult
-	last      time.Time // when anything last arrived
-	ctlBuf    []byte
-
-	// A follower's claims on the next kept items (claim.go): in the order
-	// it takes them; the heads found after them; where to look on.
-	aheads     []*ahead
-	aheadHeads []headRef
-	aheadFrom  uint64
-	headSub    *nats.Subscription // answers to looks for kept items
-	headInbox  string
-	headReqs   int
-
-	// Kept items written out whole, on their way out of the pipe
-	// (claim.go), and the first error in removing one.
-	cleanup    chan cleanupJob
-	cleaners   sync.WaitGroup
-	cleanupMu  sync.Mutex
-	cleanupErr error
+	detached atomic.Bool
+	primary  string // the item whose end ends a receiver without Follow
+	whole    int    // items written out whole
+	last     time.Time
+	ctlBuf   []byte
 }
 
 // Receive writes items of the pipe name to w: first the oldest kept item no
@@ -150,33 +142,37 @@ type receiver struct {
 // Follow it returns at the end of the first item. Bytes of items that end
 // mid-way, or that the receiver leaves behind, are never lost: a kept item
 // it could not write out whole stays in the pipe for the next receiver.
+// Receive returns once every goroutine it started is done.
 func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt ReceiveOptions) (ReceiveResult, error) {
 	s, err := checkName(name)
 	if err != nil {
 		return ReceiveResult{}, err
 	}
-	js, err := jetstream.New(c.nc)
+	js, err := c.jetstream()
 	if err != nil {
 		return ReceiveResult{}, err
 	}
 	r := &receiver{
-		c: c, s: s, js: js, rid: nuid.Next(), opt: opt, w: w,
-		events:     make(chan event, receiverEvents),
-		keptSlots:  make(chan struct{}, keptSlots),
-		done:       make(chan struct{}),
-		items:      map[string]*inItem{},
-		claimed:    map[string]*inItem{},
-		othersHold: map[string]time.Time{},
-		last:       time.Now(),
+		c: c, cfg: c.cfg, s: s, js: js, rid: nuid.Next(), opt: opt,
+		mux: linemux.New(w, linemux.Limits{
+			HoldLimit: c.cfg.HoldLimit, MaxHeld: c.cfg.maxHeld(), LineStall: c.cfg.LineStall,
+		}),
+		events: make(chan event, receiverEvents),
+		done:   make(chan struct{}),
+		items:  map[string]*inItem{},
+		last:   time.Now(),
 	}
-	defer r.close()
+	r.claims = newClaimer(c, js, s, r.rid, r.post)
 	ctx, explain, stop := c.watch(ctx)
 	defer stop()
+	r.probes = newProber(ctx, c, func(id string, gone bool) {
+		r.post(event{kind: evProbed, item: id, gone: gone})
+	})
 	err = r.run(ctx)
-	if cerr := r.waitCleanup(); err == nil {
+	if cerr := r.close(ctx); err == nil {
 		err = cerr
 	}
-	return r.res, explain(err)
+	return ReceiveResult{Items: r.whole, Bytes: r.mux.Bytes()}, explain(err)
 }
 
 func (r *receiver) subscribe(subject string, cb nats.MsgHandler) (*nats.Subscription, error) {
@@ -191,40 +187,37 @@ func (r *receiver) subscribe(subject string, cb nats.MsgHandler) (*nats.Subscrip
 
 func (r *receiver) run(ctx context.Context) error {
 	var err error
-	r.live, err = r.subscribe(r.s.liveAll(), func(m *nats.Msg) {
-		r.post(event{item: lastToken(m.Subject), msg: m})
+	r.live, err = r.subscribe(r.s.LiveAll(), func(m *nats.Msg) {
+		r.post(event{kind: evLive, item: wire.LastToken(m.Subject), msg: m})
 	})
 	if err != nil {
 		return err
 	}
-	join := appendCtl(nil, ctlJoin, 0, r.rid)
-	if _, err := r.subscribe(r.s.roll(), func(m *nats.Msg) {
+	join := wire.AppendCtl(nil, wire.Join, 0, r.rid)
+	if _, err := r.subscribe(r.s.Roll(), func(m *nats.Msg) {
 		if !r.detached.Load() {
 			_ = m.Respond(join)
 		}
 	}); err != nil {
 		return err
 	}
-	if _, err := r.subscribe(r.s.rcv(r.rid), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+	if _, err := r.subscribe(r.s.Rcv(r.rid), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
 		return err
 	}
-	if err := r.c.nc.Publish(r.s.join(), join); err != nil {
+	if err := r.c.nc.Publish(r.s.Join(), join); err != nil {
 		return err
 	}
-	if err := r.c.nc.FlushTimeout(apiTimeout); err != nil {
-		return fmt.Errorf("attaching to pipe %q: %w", r.s.name, err)
+	if err := r.c.nc.FlushTimeout(r.cfg.APITimeout); err != nil {
+		return fmt.Errorf("attaching to pipe %q: %w", r.s.Name, err)
 	}
 	if err := r.claimNext(ctx); err != nil {
 		return err
 	}
 
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(r.cfg.Tick)
 	defer tick.Stop()
 	lastScan := time.Now()
-	for {
-		if r.finished() {
-			return nil
-		}
+	for !r.finished() {
 		select {
 		case ev := <-r.events:
 			if err := r.handle(ctx, ev); err != nil {
@@ -237,10 +230,10 @@ func (r *receiver) run(ctx context.Context) error {
 			if err := r.checkSenders(ctx, now); err != nil {
 				return err
 			}
-			if err := r.cutStalledLine(now); err != nil {
+			if err := r.output(ctx, r.mux.Tick(now)); err != nil {
 				return err
 			}
-			if now.Sub(lastScan) >= rescanEvery && r.wantsMore() {
+			if now.Sub(lastScan) >= r.cfg.Rescan && r.wantsMore() {
 				lastScan = now
 				if err := r.claimNext(ctx); err != nil {
 					return err
@@ -250,6 +243,7 @@ func (r *receiver) run(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	return nil
 }
 
 // finished: a receiver without Follow ends with its first item.
@@ -258,7 +252,7 @@ func (r *receiver) finished() bool {
 		return false
 	}
 	it := r.items[r.primary]
-	return it != nil && it.done
+	return it != nil && it.state == itemDone
 }
 
 // wantsMore: the receiver would take a(nother) kept item now.
@@ -266,117 +260,134 @@ func (r *receiver) wantsMore() bool {
 	if !r.opt.Follow {
 		return r.primary == ""
 	}
-	for _, it := range r.claimed {
-		if !it.claim.caughtUp {
+	for _, it := range r.items {
+		if it.claim != nil && !it.claim.caughtUp {
 			return false
 		}
 	}
 	return true
 }
 
-func (r *receiver) handle(ctx context.Context, ev event) error {
-	if ev.kept && ev.msg != nil {
-		<-r.keptSlots
+// move changes an item's state, or reports a move itemMoves does not allow.
+func (r *receiver) move(it *inItem, to itemState) error {
+	for _, ok := range itemMoves[it.state] {
+		if ok == to {
+			it.state = to
+			return nil
+		}
 	}
-	if ev.probe != 0 {
-		if it := r.items[ev.item]; it != nil {
-			it.probing = false
-			if ev.probe == probeGone {
-				it.gone = true
-			} else {
-				it.lastSeen = time.Now()
+	return r.c.invariant("item %s: a receiver moved from %v to %v", it.id, it.state, to)
+}
+
+func (r *receiver) handle(ctx context.Context, ev event) error {
+	switch ev.kind {
+	case evProbed:
+		if it := r.items[ev.item]; it != nil && it.peer == peerProbing {
+			it.peer, it.seen = peerHeard, time.Now()
+			if ev.gone {
+				it.peer = peerGone
 			}
 		}
 		return nil
-	}
-	if ev.err != nil {
+	case evReadFailed:
 		it := r.items[ev.item]
-		if it == nil || it.done || it.claim == nil {
+		if it == nil || it.claim != ev.cl || !it.open() {
 			return nil // a reader stopped on purpose
 		}
-		return &ItemError{Item: ev.item, Written: it.written, Err: fmt.Errorf("%w: %v", ErrClaimLost, ev.err)}
+		return r.broken(ctx, it, ev.err)
+	case evKept:
+		<-r.claims.slots
+		it := r.items[ev.item]
+		if it == nil || it.claim != ev.cl || !it.open() {
+			return nil // a frame of a claim given up
+		}
+		f, err := wire.Parse(ev.msg.Data)
+		if err != nil {
+			return r.broken(ctx, it, err)
+		}
+		return r.handleKept(ctx, it, ev, f)
 	}
-	f, err := parseFrame(ev.msg.Data)
+	f, err := wire.Parse(ev.msg.Data)
 	if err != nil {
-		return r.broken(ctx, ev.item, err)
-	}
-	if ev.kept {
-		return r.handleKept(ctx, ev, f)
+		it := r.items[ev.item]
+		if it == nil {
+			it = &inItem{id: ev.item}
+			r.items[ev.item] = it
+		}
+		return r.broken(ctx, it, err)
 	}
 	return r.handleLive(ctx, ev.item, f)
 }
 
-func (r *receiver) handleLive(ctx context.Context, id string, f frame) error {
+// ackFrame tells a sender that a frame needs nothing of this receiver's.
+func (r *receiver) ackFrame(id string, f wire.Frame) {
+	done := f.Offset + uint64(len(f.Data))
+	if f.End() {
+		done++
+	}
+	r.sendAck(id, done, done)
+}
+
+func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) error {
 	it := r.items[id]
 	if it == nil && r.detached.Load() {
 		return nil // not ours: its sender keeps it for the others
 	}
-	if it == nil && r.aheadHolds(id) {
+	if it == nil && r.claims.holdsAhead(id) {
 		// Claimed ahead: it comes from the store; keep the sender from waiting on us.
-		done := f.offset + uint64(len(f.data)) + boolToUint(f.end())
-		r.sendAck(id, done, done)
+		r.ackFrame(id, f)
 		return nil
 	}
 	if it == nil {
 		it = &inItem{id: id}
 		r.items[id] = it
-		if f.kept() && (r.opt.Follow || r.primary == "") {
-			ok, err := r.claim(ctx, id)
-			if err != nil {
+		if f.Kept() && (r.opt.Follow || r.primary == "") {
+			if err := r.claim(ctx, it); err != nil {
 				return err
-			}
-			if ok {
-				r.sendCtl(id, ctlClaim, 0)
 			}
 		}
 	}
-	if it.claim != nil || it.done {
-		// Read from the store instead; keep the sender from waiting on us.
-		done := f.offset + uint64(len(f.data)) + boolToUint(f.end())
-		r.sendAck(id, done, done)
+	if it.claim != nil || !it.open() {
+		// Read from the store instead, or done: keep the sender from waiting on us.
+		r.ackFrame(id, f)
 		return nil
 	}
-	it.lastSeen = time.Now()
-	r.last = it.lastSeen
-	if !it.started && f.end() && f.offset > 0 {
-		// Attached just as it ended: nothing of it is ours to write.
-		it.done = true
-		r.sendAck(id, f.offset+1, f.offset+1)
-		return nil
-	}
-	if !it.started {
-		it.started = true
+	it.seen, it.peer = time.Now(), peerHeard
+	r.last = it.seen
+	if it.state == itemWaiting {
+		if f.End() && f.Offset > 0 {
+			// Attached just as it ended: nothing of it is ours to write.
+			r.ackFrame(id, f)
+			return r.move(it, itemDone)
+		}
+		if err := r.move(it, itemReading); err != nil {
+			return err
+		}
 		if r.primary == "" && !r.opt.Follow {
 			r.primary = id
 		}
-		it.next, it.written = f.offset, f.offset
-		if f.offset > 0 {
+		it.next = f.Offset
+		if f.Offset > 0 {
 			skip := 0 // to the next line start, if the chunk has one
-			if i := bytes.IndexByte(f.data, '\n'); !f.lineStart() && i >= 0 && i+1 < len(f.data) {
+			if i := bytes.IndexByte(f.Data, '\n'); !f.LineStart() && i >= 0 && i+1 < len(f.Data) {
 				skip = i + 1
 			}
-			r.c.noticef("joined item %s mid-way, at byte %d", id, f.offset+uint64(skip))
+			r.c.noticef("joined item %s mid-way, at byte %d", id, f.Offset+uint64(skip))
 			it.next += uint64(skip)
-			it.written = it.next
-			f.data, f.offset = f.data[skip:], it.next
+			f.Data, f.Offset = f.Data[skip:], it.next
 		}
+		it.out = &linemux.Stream{ID: id, Live: true, Written: it.next}
 	}
 	return r.accept(ctx, it, f)
 }
 
-func (r *receiver) handleKept(ctx context.Context, ev event, f frame) (err error) {
-	it := r.items[ev.item]
-	if it == nil || it.claim == nil || it.done {
-		return nil
-	}
-	it.lastSeen, it.lastSeq = time.Now(), ev.seq
-	r.last = it.lastSeen
-	if ev.msg.Reply != "" {
-		it.claim.acks = append(it.claim.acks, ev.msg.Reply)
-	}
-	if !it.claim.caughtUp && ev.more == 0 {
+func (r *receiver) handleKept(ctx context.Context, it *inItem, ev event, f wire.Frame) (err error) {
+	cl := it.claim
+	it.seen, it.peer = time.Now(), peerHeard
+	r.last = it.seen
+	if !cl.caughtUp && ev.more == 0 {
 		// The kept part is read; a follower takes the next item meanwhile.
-		it.claim.caughtUp = true
+		cl.caughtUp = true
 		if r.opt.Follow {
 			defer func() {
 				if err == nil {
@@ -386,70 +397,134 @@ func (r *receiver) handleKept(ctx context.Context, ev event, f frame) (err error
 		}
 	}
 	if ev.head {
-		if it.started {
-			if f.offset != it.next && f.offset > it.written {
-				return r.broken(ctx, ev.item, fmt.Errorf("%w: a second head at byte %d", ErrCorrupt, f.offset))
+		if it.state != itemWaiting {
+			if f.Offset != it.out.Written && f.Offset > it.written() {
+				return r.broken(ctx, it, fmt.Errorf("%w: a second head at byte %d", ErrCorrupt, f.Offset))
 			}
-			return nil // redelivered
+			return r.took(it, ev) // delivered again after a re-read
 		}
-		it.started = true
+		if err := r.move(it, itemReading); err != nil {
+			return err
+		}
 		if r.primary == "" && !r.opt.Follow {
-			r.primary = ev.item
+			r.primary = it.id
 		}
-		it.next, it.written = f.offset, f.offset
-		if f.offset > 0 {
-			r.c.noticef("item %s is kept from byte %d on: its earlier bytes went to the receivers attached then", ev.item, f.offset)
+		it.next = f.Offset
+		it.out = &linemux.Stream{ID: it.id, Written: f.Offset}
+		if f.Offset > 0 {
+			r.c.noticef("item %s is kept from byte %d on: its earlier bytes went to the receivers attached then", it.id, f.Offset)
 		}
-		return nil
+		return r.took(it, ev)
 	}
-	if !it.started {
-		return r.broken(ctx, ev.item, fmt.Errorf("%w: data before the item's head", ErrCorrupt))
+	if it.state == itemWaiting {
+		return r.broken(ctx, it, fmt.Errorf("%w: data before the item's head", ErrCorrupt))
 	}
-	if f.offset < it.next && !f.end() {
-		return nil // a redelivery of what we have
+	if f.Offset < it.next && !f.End() {
+		return r.took(it, ev) // delivered again: we have it
+	}
+	if f.Offset > it.next {
+		// A gap: frames of a stored item that this receiver lost (they
+		// were in flight when its link stalled), not damage to the item.
+		// Read it again from there; a gap the store itself has is damage.
+		return r.reread(ctx, it, fmt.Errorf("%w: expected byte %d, got byte %d", ErrCorrupt, it.next, f.Offset))
+	}
+	if err := r.took(it, ev); err != nil {
+		return err
 	}
 	return r.accept(ctx, it, f)
 }
 
+// took notes a kept frame as read: its ack removes it at the item's end.
+func (r *receiver) took(it *inItem, ev event) error {
+	cl := it.claim
+	if ev.msg.Reply != "" {
+		cl.acks = append(cl.acks, ev.msg.Reply)
+	}
+	cl.lastSeq = max(cl.lastSeq, ev.seq)
+	return nil
+}
+
+// reread reads a claimed item again from after the last frame taken, at
+// most twice; a gap found again is the stored item's own.
+func (r *receiver) reread(ctx context.Context, it *inItem, gap error) error {
+	if it.claim.rereads >= 2 {
+		return r.broken(ctx, it, gap)
+	}
+	next, err := r.claims.reread(ctx, it.claim)
+	if err != nil {
+		it.claim = nil // the consumer is gone, and with it the claim
+		return r.broken(ctx, it, err)
+	}
+	it.claim = next
+	return nil
+}
+
 // accept checks a frame's place in its item and writes it out.
-func (r *receiver) accept(ctx context.Context, it *inItem, f frame) error {
-	if f.aborted() {
-		return r.broken(ctx, it.id, ErrSenderAborted)
+func (r *receiver) accept(ctx context.Context, it *inItem, f wire.Frame) error {
+	if f.Aborted() {
+		return r.broken(ctx, it, ErrSenderAborted)
 	}
-	if f.offset != it.next {
-		return r.broken(ctx, it.id, fmt.Errorf("%w: expected byte %d, got byte %d", ErrCorrupt, it.next, f.offset))
+	if f.Offset != it.next {
+		return r.broken(ctx, it, fmt.Errorf("%w: expected byte %d, got byte %d", ErrCorrupt, it.next, f.Offset))
 	}
-	it.next += uint64(len(f.data))
-	if len(f.data) > 0 {
-		if err := r.write(it, f.data); err != nil {
+	it.next += uint64(len(f.Data))
+	now := time.Now()
+	if len(f.Data) > 0 {
+		if err := r.output(ctx, r.mux.Write(it.out, f.Data, now)); err != nil {
 			return err
 		}
 	}
-	if f.end() {
-		if len(it.held) > 0 {
-			it.heldEnd = true
-			return nil
+	if f.End() {
+		if it.out.Held() > 0 {
+			if err := r.move(it, itemEnding); err != nil {
+				return err
+			}
 		}
-		return r.end(ctx, it)
+		return r.output(ctx, r.mux.End(it.out, now))
 	}
 	return nil
 }
 
-// end completes an item: a kept one leaves the pipe, a live one's sender
-// learns it was written out.
-func (r *receiver) end(ctx context.Context, it *inItem) error {
-	it.done = true
-	r.res.Items++
-	if r.owner == it.id {
-		r.owner = ""
+// output acts on what the output did: it sends the acks due and completes
+// the items whose end it wrote out. err is the output's own error.
+func (r *receiver) output(ctx context.Context, err error) error {
+	for _, a := range r.mux.Acks() {
+		r.sendAck(a.Stream.ID, a.Written, a.Taken)
 	}
-	if it.claim != nil {
-		r.finishKept(it)
-	} else {
-		r.sendAck(it.id, it.written+1, it.written+1)
+	var oe *linemux.OutputError
+	if errors.As(err, &oe) {
+		it := r.items[oe.Stream.ID]
+		if it == nil {
+			return r.c.invariant("output of unknown item %s", oe.Stream.ID)
+		}
+		return r.broken(ctx, it, fmt.Errorf("%w: %v", ErrOutput, oe.Err))
 	}
-	if err := r.flushHeld(); err != nil {
+	if err != nil {
 		return err
+	}
+	for _, s := range r.mux.Ended() {
+		if err := r.complete(ctx, r.items[s.ID]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// complete ends an item written out whole: a kept one leaves the pipe, a
+// live one's sender learns it was written out.
+func (r *receiver) complete(ctx context.Context, it *inItem) error {
+	if it == nil {
+		return r.c.invariant("end of an unknown item")
+	}
+	if err := r.move(it, itemDone); err != nil {
+		return err
+	}
+	r.whole++
+	if it.claim != nil {
+		r.claims.finish(ctx, it.claim)
+		it.claim = nil
+	} else {
+		r.sendAck(it.id, it.written()+1, it.written()+1)
 	}
 	if r.opt.Follow && r.wantsMore() {
 		return r.claimNext(ctx)
@@ -458,64 +533,83 @@ func (r *receiver) end(ctx context.Context, it *inItem) error {
 }
 
 // broken ends the receiver on an item that cannot be written out whole. A
-// broken kept item is removed, so it does not block the items behind it.
-func (r *receiver) broken(ctx context.Context, id string, cause error) error {
-	it := r.items[id]
-	if it == nil {
-		it = &inItem{id: id}
-	}
+// kept item whose sender gave it up, or that is damaged, is removed so that
+// it does not block the items behind it; one this receiver could not read
+// stays whole in the pipe.
+func (r *receiver) broken(ctx context.Context, it *inItem, cause error) error {
 	if it.claim != nil {
-		it.claim.stop()
-		if errors.Is(cause, ErrSenderVanished) && r.c.clustered() {
+		cl := it.claim
+		it.claim = nil
+		r.claims.halt(cl)
+		cctx, cancel := cleanupContext(ctx, r.cfg.FailoverWait+r.cfg.APITimeout)
+		switch {
+		case errors.Is(cause, ErrClaimLost), errors.Is(cause, ErrOutput), errors.Is(cause, errInvariant):
+			// The reader's loss, not the item's: it stays whole.
+		case errors.Is(cause, ErrSenderVanished) && cl.replicated:
 			// A judgement, not a fact: a cluster recovering from a lost
-			// member may not yet serve all it holds. Leave the item.
-			cause = fmt.Errorf("%w (it stays in the pipe, as a cluster may still be recovering it; 'skypipe rm' drops it)", cause)
-		} else {
-			_ = r.c.purgeItem(ctx, r.s, id)
+			// member may not yet serve all it holds. Mark it broken after
+			// all it holds (a frame stored later than everything the
+			// sender stored), so that the next receiver knows.
+			r.markBroken(cctx, it)
+			cause = fmt.Errorf("%w (it stays in the pipe, marked broken; 'skypipe rm %s --item %s' drops it)", cause, r.s.Name, it.id)
+		default:
+			if err := r.c.purgeItem(cctx, r.s, it.id); err != nil {
+				cause = fmt.Errorf("%w; removing it failed: %v", cause, err)
+			}
 		}
-		r.release(it)
+		r.claims.release(cctx, cl)
+		cancel()
 	}
-	it.done = true
-	return &ItemError{Item: id, Written: it.written, Err: cause}
+	if it.open() || it.state == itemEnding {
+		it.state = itemBroken
+	}
+	return &ItemError{Item: it.id, Written: it.written(), Err: cause}
+}
+
+// markBroken stores an abort frame behind the frames of a kept item.
+func (r *receiver) markBroken(ctx context.Context, it *inItem) {
+	abort := wire.EndFrame(wire.FlagAbort, it.next)
+	_ = r.js.Retry(ctx, func(ctx context.Context) error {
+		resp, err := r.c.nc.RequestWithContext(ctx, r.s.Kept(it.id), abort)
+		if err != nil {
+			return err
+		}
+		return jsapi.DecodeAck(resp.Data)
+	})
 }
 
 // checkSenders probes the senders of items that went quiet, and breaks the
 // items whose sender is gone.
 func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
-	for id, it := range r.items {
-		if !it.started || it.done {
+	for _, it := range r.items {
+		if it.state != itemReading && !(it.state == itemWaiting && it.claim != nil) {
 			continue
 		}
-		if it.gone {
-			if quiet, err := r.quiet(ctx, it); err != nil || !quiet {
-				it.gone, it.quietAt = false, time.Time{}
-				it.lastSeen = now
+		switch it.peer {
+		case peerGone:
+			quiet, err := r.quiet(ctx, it)
+			if err != nil || !quiet {
+				it.peer, it.seen, it.quiet = peerHeard, now, time.Time{}
 				continue
 			}
-			if it.claim != nil && r.c.clustered() {
+			if it.claim != nil && it.claim.replicated {
 				// A stream leader elected a moment ago may not have
 				// applied all it holds: it must say "nothing more"
-				// twice, settleTime apart.
-				if it.quietAt.IsZero() {
-					it.quietAt = now
+				// twice, SettleTime apart.
+				if it.quiet.IsZero() {
+					it.quiet = now
 				}
-				if now.Sub(it.quietAt) < settleTime {
+				if now.Sub(it.quiet) < r.cfg.SettleTime {
 					continue
 				}
 			}
-			return r.broken(ctx, id, ErrSenderVanished)
-		}
-		if it.probing || now.Sub(it.lastSeen) < idleProbe {
-			continue
-		}
-		it.probing = true
-		go func(id string) {
-			ev := event{item: id, probe: probeAlive}
-			if r.c.peerGone(r.s.item(id)) {
-				ev.probe = probeGone
+			return r.broken(ctx, it, ErrSenderVanished)
+		case peerHeard:
+			if now.Sub(it.seen) >= r.cfg.IdleProbe {
+				it.peer = peerProbing
+				r.probes.probe(it.id, r.s.Item(it.id))
 			}
-			r.post(ev)
-		}(id)
+		}
 	}
 	return nil
 }
@@ -533,9 +627,90 @@ func (r *receiver) quiet(ctx context.Context, it *inItem) (bool, error) {
 		return true, nil
 	}
 	// Ask the stream's leader: a replica lagging behind (in a cluster)
-	// would not know of the rest.
-	more, err := r.c.storedFrom(ctx, r.s, it.id, it.lastSeq+1)
+	// would not know of the rest. Stored frames that do not come are the
+	// reader's loss: read them again.
+	more, err := r.c.storedFrom(ctx, r.s, it.id, it.claim.lastSeq+1)
+	if err == nil && more && time.Since(it.seen) > r.cfg.FailoverWait {
+		return false, r.reread(ctx, it, fmt.Errorf("%w: frames stored but not delivered", ErrClaimLost))
+	}
 	return !more, err
+}
+
+// claimNext takes the oldest kept item no other receiver is taking, if any.
+func (r *receiver) claimNext(ctx context.Context) error {
+	known := func(id string) bool { return r.items[id] != nil }
+	if r.wantsMore() {
+		if a := r.claims.takeAhead(ctx, known); a != nil {
+			it := &inItem{id: a.item}
+			r.items[a.item] = it
+			r.startClaim(it, a.claim)
+			r.claims.claimAhead(ctx, a.head.Seq+1, known)
+			return nil
+		}
+	}
+	var from uint64
+	for r.wantsMore() {
+		heads, more, err := r.claims.heads(ctx, from)
+		if err != nil || len(heads) == 0 {
+			return err
+		}
+		for _, h := range heads {
+			if !r.wantsMore() {
+				return nil
+			}
+			from = h.Seq + 1
+			id := wire.LastToken(h.Subject)
+			if known(id) {
+				continue
+			}
+			if at, ok := r.claims.othersHold[id]; ok && time.Since(at) < r.cfg.Rescan {
+				continue // held by a live receiver a moment ago: do not ask again yet
+			}
+			it := &inItem{id: id}
+			r.items[id] = it
+			if err := r.claim(ctx, it); err != nil {
+				return err
+			}
+			if it.claim == nil {
+				delete(r.items, id) // someone else's: it may come to us live
+				continue
+			}
+			if !r.opt.Follow {
+				return nil
+			}
+			r.claims.claimAhead(ctx, h.Seq+1, known)
+		}
+		if !more {
+			return nil
+		}
+	}
+	return nil
+}
+
+// claim tries to take the kept item it; it.claim says whether it did.
+func (r *receiver) claim(ctx context.Context, it *inItem) error {
+	c, res, err := r.claims.create(ctx, it.id, r.claims.name())
+	if err != nil {
+		return err
+	}
+	switch res {
+	case claimTaken:
+		delete(r.claims.othersHold, it.id)
+		r.startClaim(it, c)
+	case claimHeld:
+		r.claims.othersHold[it.id] = time.Now()
+	}
+	return nil
+}
+
+// startClaim starts reading a kept item this receiver holds.
+func (r *receiver) startClaim(it *inItem, c *claim) {
+	it.claim, it.seen, it.peer = c, time.Now(), peerHeard
+	r.claims.start(c)
+	r.sendCtl(it.id, wire.Claim, 0)
+	if !r.opt.Follow {
+		r.detach()
+	}
 }
 
 // detach makes a receiver without Follow that took a kept item stop being
@@ -546,57 +721,55 @@ func (r *receiver) detach() {
 		return
 	}
 	_ = r.live.Unsubscribe() // the item comes from the store
-	r.ctlBuf = appendCtl(r.ctlBuf[:0], ctlLeave, 0, r.rid)
-	_ = r.c.nc.Publish(r.s.join(), r.ctlBuf)
+	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Leave, 0, r.rid)
+	_ = r.c.nc.Publish(r.s.Join(), r.ctlBuf)
 }
 
 // post hands an event to the receiver's loop, unless it has returned.
-func (r *receiver) post(ev event) {
+func (r *receiver) post(ev event) bool {
 	select {
 	case r.events <- ev:
+		return true
 	case <-r.done:
+		return false
 	}
 }
 
 func (r *receiver) sendCtl(id string, kind byte, offset uint64) {
-	r.ctlBuf = appendCtl(r.ctlBuf[:0], kind, offset, r.rid)
-	_ = r.c.nc.Publish(r.s.item(id), r.ctlBuf)
+	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], kind, offset, r.rid)
+	_ = r.c.nc.Publish(r.s.Item(id), r.ctlBuf)
 }
 
 // sendAck tells an item's sender what this receiver wrote out, and up to
 // where it took the item in (written, or held behind another item's line).
 func (r *receiver) sendAck(id string, written, accepted uint64) {
-	r.ctlBuf = appendAck(r.ctlBuf[:0], written, accepted, r.rid)
-	_ = r.c.nc.Publish(r.s.item(id), r.ctlBuf)
+	r.ctlBuf = wire.AppendAck(r.ctlBuf[:0], written, accepted, r.rid)
+	_ = r.c.nc.Publish(r.s.Item(id), r.ctlBuf)
 }
 
 // close detaches: kept items not written out whole go back to the pipe,
-// senders of live items learn how much was written out.
-func (r *receiver) close() {
+// senders of live items learn how much was written out. It waits for every
+// goroutine the receiver started and returns the first error in removing
+// the items it wrote out.
+func (r *receiver) close(ctx context.Context) error {
 	close(r.done)
-	r.dropAhead()
 	for _, sub := range r.subs {
 		_ = sub.Unsubscribe()
 	}
+	r.probes.close()
 	for id, it := range r.items {
-		if it.done {
-			continue
-		}
 		if it.claim != nil {
-			it.claim.stop()
-			r.release(it)
+			r.claims.release(ctx, it.claim)
+			it.claim = nil
 			continue
 		}
-		r.sendCtl(id, ctlLeave, it.written)
+		if it.open() || it.state == itemEnding {
+			r.sendCtl(id, wire.Leave, it.written())
+		}
 	}
-	r.ctlBuf = appendCtl(r.ctlBuf[:0], ctlLeave, 0, r.rid)
-	_ = r.c.nc.Publish(r.s.join(), r.ctlBuf)
-	_ = r.c.nc.Flush()
-}
-
-func boolToUint(b bool) uint64 {
-	if b {
-		return 1
-	}
-	return 0
+	err := r.claims.close(ctx)
+	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Leave, 0, r.rid)
+	_ = r.c.nc.Publish(r.s.Join(), r.ctlBuf)
+	_ = r.c.nc.FlushTimeout(r.cfg.ProbeTimeout)
+	return err
 }

@@ -10,12 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"github.com/skypipe/skypipe/internal/wire"
 )
-
-// liveWindow is how far a sender may run ahead of the slowest attached
-// receiver, in bytes: the credit each receiver has. Far below the 64 MiB a
-// NATS server or client buffers per connection before it drops one.
-const liveWindow = 8 << 20
 
 // SendResult says where an item went.
 type SendResult struct {
@@ -26,80 +22,98 @@ type SendResult struct {
 	KeptFrom uint64
 }
 
-// member is a receiver attached to the item being sent.
-type member struct {
-	from     uint64 // where it started: 0 if it answered the roll call, else its join point
-	acked    uint64 // where the window counts from: from, then its acks
-	wrote    uint64 // what it acked writing out; length+1 once it wrote the end
-	progress time.Time
-	probing  bool
+// sendState is where the item being sent stands. Each state allows the
+// moves sendMoves lists, and no other.
+type sendState uint8
+
+const (
+	sendRolling    sendState = iota // the roll call is out: who is attached?
+	sendLive                        // live to the attached receivers, nothing kept
+	sendKept                        // kept in the pipe from keptFrom on, live to any attached
+	sendLiveEnding                  // the end went out live: waiting for the receivers to write it
+	sendKeptEnding                  // the end is stored: waiting for the satellite to confirm all
+	sendDone                        // every byte written out by a receiver or stored
+	sendFailed                      // given up: receivers and the store learn it is broken
+)
+
+var sendStateNames = [...]string{"rolling", "live", "kept", "live-ending", "kept-ending", "done", "failed"}
+
+func (s sendState) String() string { return sendStateNames[s] }
+
+var sendMoves = map[sendState][]sendState{
+	sendRolling:    {sendLive, sendKept, sendFailed},
+	sendLive:       {sendKept, sendLiveEnding, sendFailed},
+	sendKept:       {sendKeptEnding, sendFailed},
+	sendLiveEnding: {sendKeptEnding, sendDone, sendFailed},
+	sendKeptEnding: {sendDone, sendFailed},
 }
 
 // chunk is a buffer of the reader's: frame header room, then data.
 type chunk struct {
-	buf       []byte // frameHeaderLen + up to chunkSize
+	buf       []byte // wire.HeaderLen + up to chunkSize
 	n         int    // data bytes
 	offset    uint64
 	lineStart bool // the byte before it is '\n' (or it starts the item)
 }
 
-func (ch *chunk) data() []byte { return ch.buf[frameHeaderLen : frameHeaderLen+ch.n] }
+func (ch *chunk) data() []byte { return ch.buf[wire.HeaderLen : wire.HeaderLen+ch.n] }
 
+// sender sends one item. Its loop (run) owns all its fields but ctl; the
+// control listener and the probes feed ctl.
 type sender struct {
-	c    *Client
-	s    subjects
-	item string
-	ctl  ctlQueue // acks, joins, leaves, claims, deaths, in arrival order
-	subs []*nats.Subscription
-	done chan struct{}
+	c     *Client
+	cfg   Config
+	s     wire.Subjects
+	item  string
+	state sendState
 
-	members  map[string]*member
-	claimant string
-	kept     bool   // once true, every later byte is stored as well
+	aud       audience
+	ctl       ctlQueue // acks, joins, leaves, claims, deaths, in arrival order
+	subs      []*nats.Subscription
+	listening sync.WaitGroup
+	done      chan struct{}
+	probes    *prober
+
+	offset   uint64 // bytes read and sent so far
 	keptFrom uint64 // offset of the first kept byte
-	// keepFrom is where keeping must start once due: the lowest offset a
-	// departed receiver did not write out and no remaining receiver that
-	// was attached before it will; mustKeep says it is due now.
-	keepFrom uint64
-	mustKeep bool
-	offset   uint64 // bytes read so far
-	endOut   bool   // a receiver wrote out the end of the item
-	// liveEnded: the end frame went out live, so a receiver that joins
-	// now cannot get it and is not waited for.
-	liveEnded bool
-	ring      ring // the last bytes sent live, for keeping what no one took
-	store     *storeWriter
-	pool      *sync.Pool
-	out       []byte // scratch frame for storing retained bytes
-	probe     *time.Ticker
+	ring     ring   // the last bytes sent live, for keeping what no one took
+	store    *storeWriter
+	pool     *sync.Pool
+	out      []byte // scratch frame for storing the ring's bytes
+	tick     *time.Ticker
 }
-
-// Synthetic control kinds, from the sender's own probes.
-const (
-	ctlDead  = 'X' // the receiver did not answer: gone
-	ctlAlive = 'Y' // the receiver answered: slow, not gone
-)
 
 // Send reads r to its end and sends what it reads, as one item, into the
 // pipe name: live to the receivers attached at each moment, kept in the
 // pipe while none is. It returns once every byte is written out by a
-// receiver or stored by the satellite.
+// receiver or stored by the satellite. If it fails, receivers learn that
+// the item is broken and nothing of it stays kept in the pipe.
+//
+// A Read of r that blocks when ctx ends is left to return in its own time:
+// Send returns without waiting for it (stdin cannot be interrupted).
 func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult, error) {
 	s, err := checkName(name)
 	if err != nil {
 		return SendResult{}, err
 	}
 	snd := &sender{
-		c: c, s: s, item: nuid.Next(),
-		ctl:     newCtlQueue(),
-		done:    make(chan struct{}),
-		members: map[string]*member{},
-		pool:    c.chunks,
+		c: c, cfg: c.cfg, s: s, item: nuid.Next(),
+		aud:  newAudience(),
+		ctl:  newCtlQueue(),
+		done: make(chan struct{}),
+		pool: c.chunks,
 	}
-	defer snd.close()
 	ctx, explain, stop := c.watch(ctx)
 	defer stop()
+	snd.probes = newProber(ctx, c, func(rid string, gone bool) {
+		kind := byte(ctlAlive)
+		if gone {
+			kind = ctlDead
+		}
+		snd.ctl.push(wire.Ctl{Kind: kind, RID: rid})
+	})
 	res, err := snd.run(ctx, r)
+	snd.close()
 	if err = explain(err); errors.Is(err, ErrDisconnected) {
 		// Whatever failed after the loss (a publish, a flush) adds nothing.
 		err = fmt.Errorf("%w after %d bytes of item %s", ErrDisconnected, res.Bytes, res.Item)
@@ -107,39 +121,59 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 	return res, err
 }
 
+// move changes the item's state, or fails the item if the move is not one
+// sendMoves allows.
+func (snd *sender) move(to sendState) error {
+	for _, ok := range sendMoves[snd.state] {
+		if ok == to {
+			snd.state = to
+			return nil
+		}
+	}
+	return snd.c.invariant("item %s: a sender moved from %v to %v", snd.item, snd.state, to)
+}
+
+// kept tells whether the item is stored from keptFrom on.
+func (snd *sender) kept() bool { return snd.state == sendKept || snd.state == sendKeptEnding }
+
+// close ends the sender's subscriptions and waits for its goroutines: the
+// control listener, the probes and the store's watchdog.
 func (snd *sender) close() {
 	close(snd.done)
-	if snd.probe != nil {
-		snd.probe.Stop()
-	}
 	for _, sub := range snd.subs {
 		_ = sub.Unsubscribe()
+	}
+	snd.listening.Wait()
+	snd.probes.close()
+	if snd.tick != nil {
+		snd.tick.Stop()
 	}
 	snd.store.close()
 }
 
 // ctlBacklog is how many control messages the satellite may have sent a
-// sender before it reads them. The reading goroutine never blocks, so this
-// is only reached by a flood; past it NATS drops the subscription's
-// messages, which the sender notices as a stalled receiver and probes.
-// Small, since every sender, a trigger's too, allocates it at start.
+// sender before it reads them. The listener never blocks, so this is only
+// reached by a flood; past it NATS drops the subscription's messages,
+// which the sender notices as a stalled receiver and probes. Small, since
+// every sender, a trigger's too, allocates it at start.
 const ctlBacklog = 4096
 
 // listen takes in the item's control subject and the pipe's join subject on
 // one channel, so that the NATS connection hands them over in the order they
 // came (an ack before the leave that follows it). Probes are answered at
-// once; everything else queues for the sending loop.
+// once; everything else queues for the sending loop. rolled gets the first
+// answer to the roll call: true for a receiver, false for nobody.
 func (snd *sender) listen(rolled chan<- bool) error {
 	raw := make(chan *nats.Msg, ctlBacklog)
-	for _, subject := range []string{snd.s.item(snd.item), snd.s.join()} {
+	for _, subject := range []string{snd.s.Item(snd.item), snd.s.Join()} {
 		sub, err := snd.c.nc.ChanSubscribe(subject, raw)
 		if err != nil {
 			return err
 		}
 		snd.subs = append(snd.subs, sub)
 	}
-	itemSubject := snd.s.item(snd.item)
-	go func() {
+	itemSubject := snd.s.Item(snd.item)
+	snd.listening.Go(func() {
 		for {
 			var m *nats.Msg
 			select {
@@ -158,36 +192,36 @@ func (snd *sender) listen(rolled chan<- bool) error {
 				}
 				continue
 			}
-			cm, ok := parseCtl(m.Data)
+			cm, ok := wire.ParseCtl(m.Data)
 			if !ok {
 				continue
 			}
 			if m.Subject != itemSubject {
 				// On the join subject: a join counts from now on; a leave
 				// there carries no offset of this item.
-				cm.offset = 0
-				if cm.kind == ctlJoin {
-					cm.offset = ^uint64(0)
+				cm.Offset = 0
+				if cm.Kind == wire.Join {
+					cm.Offset = ^uint64(0)
 				}
-			} else if cm.kind == ctlJoin {
-				cm.offset = 0 // answered our roll call: attached from the start
+			} else if cm.Kind == wire.Join {
+				cm.Offset = 0 // answered our roll call: attached from the start
 			}
 			snd.ctl.push(cm) // before the roll call's answer, so run finds it there
-			if cm.kind == ctlJoin && m.Subject == itemSubject {
+			if cm.Kind == wire.Join && m.Subject == itemSubject {
 				select {
 				case rolled <- true:
 				default:
 				}
 			}
 		}
-	}()
+	})
 	return nil
 }
 
 func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
-	rolled := make(chan bool, 1) // first answer to the roll call: someone there?
+	rolled := make(chan bool, 1)
 	if err := snd.listen(rolled); err != nil {
-		return SendResult{}, err
+		return snd.result(), err
 	}
 
 	// Read ahead while the roll call goes out.
@@ -195,17 +229,22 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 	readErr := make(chan error, 1)
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
-	go snd.read(readCtx, r, chunks, readErr)
+	go snd.read(readCtx, r, chunks, readErr) // may outlive Send: see Send
 
-	snd.probe = time.NewTicker(idleProbe / 2)
+	snd.tick = time.NewTicker(snd.cfg.IdleProbe / 2)
 	someone, err := snd.rollCall(ctx, rolled)
 	if err != nil {
-		return SendResult{}, err
+		return snd.fail(ctx, err)
 	}
-	if !someone {
-		if err := snd.startKeeping(ctx); err != nil {
-			return snd.result(), err
-		}
+	// With nobody there the item is kept from its first byte; the store is
+	// opened with the first chunk, so that an input that fails at once
+	// keeps nothing.
+	to := sendKept
+	if someone {
+		to = sendLive
+	}
+	if err := snd.move(to); err != nil {
+		return snd.fail(ctx, err)
 	}
 
 	for more := true; more; {
@@ -213,50 +252,64 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 		select {
 		case ch, more = <-chunks:
 		case <-ctx.Done():
-			return snd.result(), snd.abort(ctx.Err())
+			return snd.fail(ctx, ctx.Err())
 		}
 		if !more {
 			break
 		}
 		if err := snd.send(ctx, ch); err != nil {
-			return snd.result(), snd.abort(err)
+			return snd.fail(ctx, err)
 		}
 	}
 	if err := <-readErr; err != nil {
-		return snd.result(), snd.abort(fmt.Errorf("reading input: %w", err))
+		return snd.fail(ctx, fmt.Errorf("reading input: %w", err))
 	}
 	if err := snd.finish(ctx); err != nil {
-		return snd.result(), snd.abort(err)
+		return snd.fail(ctx, err)
 	}
 	return snd.result(), nil
 }
 
-// abort tells the item's receivers, and the store, that the item ends
-// broken here, so that nobody takes it for whole or waits for more.
-func (snd *sender) abort(cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+// fail gives the item up. Receivers reading it live get an abort frame;
+// what was kept of it is removed from the pipe, unless a receiver reads it
+// from the store: then the store gets the abort frame too, and that
+// receiver removes the item when it meets it. Either way nobody takes the
+// item for whole, and a failed send keeps nothing.
+func (snd *sender) fail(ctx context.Context, cause error) (SendResult, error) {
+	if snd.state == sendFailed {
+		return snd.result(), cause
+	}
+	snd.state = sendFailed
+	cctx, cancel := cleanupContext(ctx, snd.cfg.FailoverWait+snd.cfg.APITimeout)
 	defer cancel()
-	end := sealFrame(make([]byte, frameHeaderLen), flagEnd|flagAbort, snd.offset)
-	if snd.store != nil && snd.store.started {
-		err := snd.store.write(ctx, end)
-		if err == nil {
-			err = snd.store.wait(ctx)
+	snd.drain()
+	abort := wire.EndFrame(wire.FlagAbort, snd.offset)
+	if snd.store != nil && snd.store.headStored {
+		marked := false
+		if snd.aud.claimant != "" {
+			marked = snd.store.write(cctx, abort) == nil && snd.store.wait(cctx) == nil
 		}
-		if err != nil {
-			// The store cannot take the abort mark (full, or lost frames):
-			// take the partial item out, so nobody mistakes it for whole.
-			_ = snd.c.purgeItem(ctx, snd.s, snd.item)
+		if !marked {
+			// Let the frames in flight land first, so none lands after
+			// the purge, headless.
+			wctx, wcancel := context.WithTimeout(cctx, snd.cfg.AckTimeout)
+			_ = snd.store.wait(wctx)
+			wcancel()
+			if err := snd.c.purgeItem(cctx, snd.s, snd.item); err != nil {
+				cause = fmt.Errorf("%w; and its partial item stays in the pipe (%v): 'skypipe rm %s --item %s' removes it", cause, err, snd.s.Name, snd.item)
+			}
 		}
 	}
-	if len(snd.members) > 0 {
-		_ = snd.publishLive(sealFrame(end, flagEnd|flagAbort|snd.liveFlags(), snd.offset))
+	if len(snd.aud.members) > 0 {
+		_ = snd.publishLive(wire.Seal(abort, wire.FlagEnd|wire.FlagAbort|snd.liveFlags(), snd.offset))
 	}
-	_ = snd.c.nc.FlushTimeout(probeTimeout)
-	return cause
+	_ = snd.c.nc.FlushTimeout(snd.cfg.ProbeTimeout)
+	return snd.result(), cause
 }
 
 func (snd *sender) result() SendResult {
-	return SendResult{Item: snd.item, Bytes: snd.offset, Kept: snd.kept, KeptFrom: snd.keptFrom}
+	kept := snd.store != nil && snd.store.headStored
+	return SendResult{Item: snd.item, Bytes: snd.offset, Kept: kept, KeptFrom: snd.keptFrom}
 }
 
 // read fills chunks from r. A read returns what is there, so a slow writer's
@@ -267,11 +320,11 @@ func (snd *sender) read(ctx context.Context, r io.Reader, out chan<- *chunk, err
 	lineStart := true
 	for {
 		ch := snd.pool.Get().(*chunk)
-		n, err := r.Read(ch.buf[frameHeaderLen:])
+		n, err := r.Read(ch.buf[wire.HeaderLen:])
 		if n > 0 {
 			ch.n, ch.offset, ch.lineStart = n, off, lineStart
 			off += uint64(n)
-			lineStart = ch.buf[frameHeaderLen+n-1] == '\n'
+			lineStart = ch.buf[wire.HeaderLen+n-1] == '\n'
 			select {
 			case out <- ch:
 			case <-ctx.Done():
@@ -292,103 +345,36 @@ func (snd *sender) read(ctx context.Context, r io.Reader, out chan<- *chunk, err
 	}
 }
 
-// rollCall asks who is attached. With nobody there the item is kept from
-// its first byte.
+// rollCall asks who is attached: true once one answers, false when the
+// satellite says nobody listens, or when nobody answers in time (the item
+// is then kept, to be safe).
 func (snd *sender) rollCall(ctx context.Context, rolled <-chan bool) (bool, error) {
-	msg := nats.Msg{Subject: snd.s.roll(), Reply: snd.s.item(snd.item)}
+	msg := nats.Msg{Subject: snd.s.Roll(), Reply: snd.s.Item(snd.item)}
 	if err := snd.c.nc.PublishMsg(&msg); err != nil {
 		return false, fmt.Errorf("looking for receivers: %w", err)
 	}
+	t := time.NewTimer(snd.cfg.RollCallTimeout)
+	defer t.Stop()
 	select {
 	case someone := <-rolled:
 		return someone, nil
-	case <-time.After(rollCallTimeout):
-		return false, nil // not even a "nobody": keep the item, to be safe
+	case <-t.C:
+		return false, nil
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
 }
 
-// handle applies one control message.
-func (snd *sender) handle(cm ctlMsg) {
-	m := snd.members[cm.rid]
-	switch cm.kind {
-	case ctlJoin:
-		if m != nil || cm.rid == snd.claimant || snd.liveEnded {
-			return // known, reading the store, or too late: the end went out
-		}
-		at := cm.offset
-		if at > snd.offset {
-			at = snd.offset
-		}
-		snd.members[cm.rid] = &member{from: at, acked: at, progress: time.Now()}
-	case ctlAck:
-		if cm.offset > snd.offset {
-			snd.endOut = true
-		}
-		if m != nil && (cm.offset > m.wrote || cm.accepted > m.acked) {
-			m.wrote = max(m.wrote, cm.offset)
-			m.acked, m.progress, m.probing = max(m.acked, cm.accepted), time.Now(), false
-		}
-	case ctlAlive:
-		if m != nil {
-			m.progress, m.probing = time.Now(), false
-		}
-	case ctlClaim:
-		snd.claimant = cm.rid
-		delete(snd.members, cm.rid)
-	case ctlLeave, ctlDead:
-		if m == nil {
-			return
-		}
-		at := max(m.wrote, m.from) // a leave on the item's inbox says what it wrote out
-		if cm.kind == ctlLeave && cm.offset > at {
-			at = cm.offset
-		}
-		delete(snd.members, cm.rid)
-		snd.departed(at)
-	}
-}
-
-// departed notes that a receiver left having written the item out up to
-// at. If no remaining receiver was there before at, nobody will write out
-// the bytes from at on: they must be kept, from at.
-func (snd *sender) departed(at uint64) {
-	if at > snd.offset { // it wrote the end: the item is delivered
-		return
-	}
-	for _, m := range snd.members {
-		if m.from <= at {
-			return // m writes the bytes from at on, or departs itself
-		}
-	}
-	if !snd.mustKeep || at < snd.keepFrom {
-		snd.keepFrom = at
-	}
-	snd.mustKeep = true
-}
-
 // drain applies every control message already there.
 func (snd *sender) drain() {
+	now := time.Now()
 	for {
 		cm, ok := snd.ctl.pop()
 		if !ok {
 			return
 		}
-		snd.handle(cm)
+		snd.aud.apply(cm, snd.offset, now)
 	}
-}
-
-// minAcked is the position of the slowest attached receiver.
-func (snd *sender) minAcked() (uint64, bool) {
-	var lo uint64
-	first := true
-	for _, m := range snd.members {
-		if first || m.acked < lo {
-			lo, first = m.acked, false
-		}
-	}
-	return lo, !first
 }
 
 // wait blocks for the next control message, probing receivers that have
@@ -397,28 +383,28 @@ func (snd *sender) wait(ctx context.Context) error {
 	select {
 	case <-snd.ctl.ready:
 		snd.drain()
-	case <-snd.probe.C:
-		snd.probeStalled()
+	case now := <-snd.tick.C:
+		for _, rid := range snd.aud.stalled(now, snd.cfg.IdleProbe) {
+			snd.probes.probe(rid, snd.s.Rcv(rid))
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	return nil
 }
 
-func (snd *sender) probeStalled() {
-	for rid, m := range snd.members {
-		if m.probing || time.Since(m.progress) < idleProbe {
-			continue
+// settle moves a live item to kept once nobody is left to write out the
+// bytes to come, and opens the store of a kept item.
+func (snd *sender) settle(ctx context.Context) error {
+	if snd.state == sendLive && (len(snd.aud.members) == 0 || snd.aud.keep.due) {
+		if err := snd.move(sendKept); err != nil {
+			return err
 		}
-		m.probing = true
-		go func(rid string) {
-			if snd.c.peerGone(snd.s.rcv(rid)) {
-				snd.ctl.push(ctlMsg{kind: ctlDead, rid: rid})
-				return
-			}
-			snd.ctl.push(ctlMsg{kind: ctlAlive, rid: rid})
-		}(rid)
 	}
+	if snd.kept() && snd.store == nil {
+		return snd.startKeeping(ctx)
+	}
+	return nil
 }
 
 // send moves one chunk on: to the store if the item is kept, live to every
@@ -427,13 +413,11 @@ func (snd *sender) send(ctx context.Context, ch *chunk) error {
 	snd.drain()
 	end := ch.offset + uint64(ch.n)
 	for {
-		if !snd.kept && (len(snd.members) == 0 || snd.mustKeep) {
-			if err := snd.startKeeping(ctx); err != nil {
-				return err
-			}
+		if err := snd.settle(ctx); err != nil {
+			return err
 		}
-		lo, someone := snd.minAcked()
-		if !someone || end-lo <= liveWindow {
+		lo, someone := snd.aud.slowest()
+		if !someone || end-lo <= uint64(snd.cfg.LiveWindow) {
 			break
 		}
 		if err := snd.wait(ctx); err != nil {
@@ -443,49 +427,53 @@ func (snd *sender) send(ctx context.Context, ch *chunk) error {
 	snd.offset = end
 	var flags byte
 	if ch.lineStart {
-		flags = flagLineStart
+		flags = wire.FlagLineStart
 	}
-	if snd.kept {
-		if err := snd.store.write(ctx, sealFrame(ch.buf[:frameHeaderLen+ch.n], flags, ch.offset)); err != nil {
+	if snd.kept() {
+		if err := snd.store.write(ctx, wire.Seal(ch.buf[:wire.HeaderLen+ch.n], flags, ch.offset)); err != nil {
 			return err
 		}
 	}
-	if len(snd.members) > 0 {
-		if err := snd.publishLive(sealFrame(ch.buf[:frameHeaderLen+ch.n], flags|snd.liveFlags(), ch.offset)); err != nil {
+	if len(snd.aud.members) > 0 {
+		if err := snd.publishLive(wire.Seal(ch.buf[:wire.HeaderLen+ch.n], flags|snd.liveFlags(), ch.offset)); err != nil {
 			return err
 		}
 	}
-	if !snd.kept {
-		snd.ring.put(ch.offset, ch.data())
+	if !snd.kept() {
+		snd.ring.put(ch.offset, ch.data(), snd.cfg.ringSize())
 	}
 	snd.pool.Put(ch)
 	return nil
 }
 
 func (snd *sender) liveFlags() byte {
-	if snd.kept {
-		return flagKept
+	if snd.kept() {
+		return wire.FlagKept
 	}
 	return 0
 }
 
 func (snd *sender) publishLive(frame []byte) error {
-	if err := snd.c.nc.Publish(snd.s.live(snd.item), frame); err != nil {
+	if err := snd.c.nc.Publish(snd.s.Live(snd.item), frame); err != nil {
 		return fmt.Errorf("sending: %w", err)
 	}
 	return nil
 }
 
-// startKeeping switches the item to kept: the store gets a head at the
-// first byte due to be kept (keepFrom), then the bytes the ring holds from there.
+// startKeeping opens the store of a kept item: a head at the first byte
+// due to be kept, then the bytes the ring holds from there.
 func (snd *sender) startKeeping(ctx context.Context) error {
-	snd.kept = true
-	snd.keptFrom = snd.keepFrom
-	if snd.offset > ringSize && snd.keptFrom < snd.offset-ringSize {
-		// Cannot happen: a receiver takes in bytes no further than
-		// liveWindow behind the offset, and writes them out no further
-		// than holdLimit and a chunk behind that; the ring holds more.
-		snd.keptFrom = snd.offset - ringSize
+	snd.keptFrom = 0 // nobody was attached: the whole item
+	if snd.aud.keep.due {
+		snd.keptFrom = snd.aud.keep.from
+	}
+	if snd.keptFrom < snd.offset && !snd.ring.holds(snd.keptFrom) {
+		// A receiver takes in bytes no further than LiveWindow behind the
+		// offset and writes them out no further than HoldLimit and a chunk
+		// behind that; the ring holds more. Keeping from later on would
+		// leave a hole at the start of the kept item.
+		return snd.c.invariant("item %s: bytes from %d on are due to be kept, but the ring holds only %d to %d",
+			snd.item, snd.keptFrom, snd.ring.end-min(snd.ring.end, uint64(len(snd.ring.buf))), snd.ring.end)
 	}
 	w, err := snd.c.newStoreWriter(snd.s, snd.item)
 	if err != nil {
@@ -493,15 +481,15 @@ func (snd *sender) startKeeping(ctx context.Context) error {
 	}
 	snd.store = w
 	if snd.out == nil && snd.keptFrom < snd.offset {
-		snd.out = make([]byte, frameHeaderLen+chunkSize)
+		snd.out = make([]byte, wire.HeaderLen+chunkSize)
 	}
-	var head [frameHeaderLen]byte
-	if err := w.write(ctx, sealFrame(head[:], 0, snd.keptFrom)); err != nil {
+	var head [wire.HeaderLen]byte
+	if err := w.write(ctx, wire.Seal(head[:], 0, snd.keptFrom)); err != nil {
 		return err
 	}
 	for off := snd.keptFrom; off < snd.offset; {
-		n := snd.ring.get(off, snd.out[frameHeaderLen:frameHeaderLen+min(chunkSize, snd.offset-off)])
-		if err := w.write(ctx, sealFrame(snd.out[:frameHeaderLen+n], 0, off)); err != nil {
+		n := snd.ring.get(off, snd.out[wire.HeaderLen:wire.HeaderLen+min(chunkSize, snd.offset-off)])
+		if err := w.write(ctx, wire.Seal(snd.out[:wire.HeaderLen+n], 0, off)); err != nil {
 			return err
 		}
 		off += uint64(n)
@@ -518,85 +506,64 @@ func (snd *sender) finish(ctx context.Context) error {
 		return err // interrupted at the very end: still not a whole item
 	}
 	snd.drain()
-	if !snd.kept && (len(snd.members) == 0 || snd.mustKeep) {
-		if err := snd.startKeeping(ctx); err != nil {
-			return err
-		}
+	if err := snd.settle(ctx); err != nil {
+		return err
 	}
-	end := sealFrame(make([]byte, frameHeaderLen), flagEnd, snd.offset)
-	if snd.kept {
+	end := wire.EndFrame(0, snd.offset)
+	if snd.kept() {
 		if err := snd.store.write(ctx, end); err != nil {
 			return err
 		}
 	}
-	if len(snd.members) > 0 {
-		end[1] = snd.liveFlags() | flagEnd
-		if err := snd.publishLive(sealFrame(end, end[1], snd.offset)); err != nil {
+	if len(snd.aud.members) > 0 {
+		if err := snd.publishLive(wire.Seal(end, wire.FlagEnd|snd.liveFlags(), snd.offset)); err != nil {
 			return err
 		}
 	}
-	snd.liveEnded = true
-	if snd.kept && len(snd.members) == 0 {
-		return snd.store.wait(ctx) // the satellite's acks say it has every frame: no flush
-	}
-	if err := snd.c.nc.FlushTimeout(apiTimeout); err != nil {
-		return fmt.Errorf("sending: %w", err)
-	}
-	if snd.kept {
-		return snd.store.wait(ctx)
-	}
-	// Live only: wait until each receiver wrote the end or left.
-	for {
-		pending := 0
-		for _, m := range snd.members {
-			if m.wrote <= snd.offset {
-				pending++
+	snd.aud.closed = true
+	if snd.kept() {
+		if err := snd.move(sendKeptEnding); err != nil {
+			return err
+		}
+		if len(snd.aud.members) > 0 {
+			if err := snd.c.nc.FlushTimeout(snd.cfg.APITimeout); err != nil {
+				return fmt.Errorf("sending: %w", err)
 			}
 		}
-		if pending == 0 {
-			break
+		// The satellite's confirmations say it has every frame: no flush.
+		if err := snd.store.wait(ctx); err != nil {
+			return err
 		}
+		return snd.move(sendDone)
+	}
+	if err := snd.move(sendLiveEnding); err != nil {
+		return err
+	}
+	if err := snd.c.nc.FlushTimeout(snd.cfg.APITimeout); err != nil {
+		return fmt.Errorf("sending: %w", err)
+	}
+	// Live only: wait until each receiver wrote the end or left.
+	for snd.aud.unfinished(snd.offset) > 0 {
 		if err := snd.wait(ctx); err != nil {
 			return err
 		}
 	}
-	if snd.endOut && !snd.mustKeep {
-		return nil
+	if snd.aud.endOut && !snd.aud.keep.due {
+		return snd.move(sendDone)
 	}
 	// Receivers left before the end with bytes nobody wrote out: keep them
-	// (from keepFrom, or the whole item if nobody wrote out anything).
+	// (from keep.from, or the whole item if nobody wrote out anything).
+	if err := snd.move(sendKeptEnding); err != nil {
+		return err
+	}
 	if err := snd.startKeeping(ctx); err != nil {
 		return err
 	}
-	if err := snd.store.write(ctx, sealFrame(end, flagEnd, snd.offset)); err != nil {
+	if err := snd.store.write(ctx, wire.EndFrame(0, snd.offset)); err != nil {
 		return err
 	}
-	return snd.store.wait(ctx)
-}
-
-// ring holds the last bytes sent live: all that an attached receiver may
-// not have written out yet (up to liveWindow not taken in, and holdLimit
-// and a chunk taken in but waiting behind another item's line).
-type ring struct {
-	buf []byte
-}
-
-const ringSize = liveWindow + holdLimit + 2*chunkSize
-
-func (r *ring) put(off uint64, data []byte) {
-	if r.buf == nil {
-		r.buf = make([]byte, ringSize)
+	if err := snd.store.wait(ctx); err != nil {
+		return err
 	}
-	for len(data) > 0 {
-		i := int(off % ringSize)
-		n := copy(r.buf[i:], data)
-		data, off = data[n:], off+uint64(n)
-	}
-}
-
-// get copies the bytes from off on into p, up to the end of the ring's
-// backing array, and returns how many.
-func (r *ring) get(off uint64, p []byte) int {
-	i := int(off % ringSize)
-	return copy(p, r.buf[i:])
+	return snd.move(sendDone)
 }

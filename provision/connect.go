@@ -29,6 +29,9 @@ type Endpoint struct {
 	// CertFile and KeyFile are a client certificate, for servers that
 	// verify clients.
 	CertFile, KeyFile string
+	// JSDomain is the JetStream domain to use ("" for the server's own
+	// JetStream), as a leaf node of a hub with JetStream in a domain needs.
+	JSDomain string
 }
 
 // Pinned tells whether the endpoint trusts one CA of its own.

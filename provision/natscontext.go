@@ -24,6 +24,7 @@ type natsContext struct {
 	Cert     string `json:"cert"`
 	Key      string `json:"key"`
 	CA       string `json:"ca"`
+	JSDomain string `json:"jetstream_domain"`
 }
 
 // FromContext reads the natscli context NAME from
@@ -62,6 +63,8 @@ func FromContext(name string) (Endpoint, error) {
 		Pass:   c.Password,
 		Creds:  expand(c.Creds),
 		Source: "context " + name,
+
+		JSDomain: c.JSDomain,
 
 		NKeySeed: expand(c.NKey),
 		CertFile: expand(c.Cert),

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/skypipe/skypipe/embedded"
+	"github.com/skypipe/skypipe/internal/wire"
 	"github.com/skypipe/skypipe/pipes"
 	"github.com/skypipe/skypipe/provision"
 )
@@ -325,7 +326,8 @@ func cmdInject(ts *testscript.TestScript, neg bool, args []string) {
 	item := "injected" + args[1]
 	if len(args) == 3 {
 		// A kept item: a head frame, then the rest, stored as a sender would.
-		head, rest := pipes.KeptSubjects(args[0], item)
+		s := wire.NewSubjects(args[0])
+		head, rest := s.Head(item), s.Kept(item)
 		subjects := []string{head}
 		frames := [][]byte{frame(0, 0, ""), first}
 		frames = append(frames, bad...)
@@ -341,7 +343,7 @@ func cmdInject(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		return
 	}
-	subject := pipes.LiveSubject(args[0], item)
+	subject := wire.NewSubjects(args[0]).Live(item)
 	for _, f := range append([][]byte{first}, bad...) {
 		ts.Check(nc.Publish(subject, f))
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/skypipe/skypipe/pipes"
 )
 
 // Load, from many real processes at once:
@@ -257,12 +258,17 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// keptItems is how many items pipe keeps.
+// keptItems is how many items pipe keeps. A satellite this busy may
+// answer late: it asks again for waitLimit.
 func keptItems(ts *testscript.TestScript, pipe string) int {
 	c, done := client(ts)
 	defer done()
-	list, err := c.List(context.Background())
-	ts.Check(err)
+	var list []pipes.PipeInfo
+	waitFor(ts, "the list of pipes", func() (bool, string) {
+		var err error
+		list, err = c.List(context.Background())
+		return err == nil, fmt.Sprint(err)
+	})
 	for _, p := range list {
 		if p.Name == pipe {
 			return p.Items

@@ -20,7 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/skypipe/skypipe/pipes"
+	"github.com/skypipe/skypipe/internal/wire"
 	"github.com/skypipe/skypipe/provision"
 )
 
@@ -162,7 +162,7 @@ func cmdLeader(ts *testscript.TestScript, neg bool, args []string) {
 	waitFor(ts, "a leader of pipe "+args[0]+"'s store", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		st, err := js.Stream(ctx, pipes.StreamName(args[0]))
+		st, err := js.Stream(ctx, wire.StreamName(args[0]))
 		if err != nil {
 			return false, err.Error()
 		}

@@ -114,6 +114,7 @@ func predictPipes(complete.Args) []string {
 	g := Globals{
 		URL: os.Getenv("SKYPIPE_URL"), Creds: os.Getenv("SKYPIPE_CREDS"),
 		Context: os.Getenv("SKYPIPE_CONTEXT"), TLSCA: os.Getenv("SKYPIPE_TLS_CA"),
+		JSDomain: os.Getenv("SKYPIPE_JS_DOMAIN"),
 	}
 	ep, remote, err := g.remote()
 	if err != nil {
@@ -135,7 +136,7 @@ func predictPipes(complete.Args) []string {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	list, err := pipes.New(nc).List(ctx)
+	list, err := g.pipes(nc, ep).List(ctx)
 	if err != nil {
 		return nil
 	}

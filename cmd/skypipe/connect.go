@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/nats-io/nats.go"
+	"github.com/skypipe/skypipe/pipes"
 	"github.com/skypipe/skypipe/provision"
 )
 
@@ -27,6 +28,19 @@ func (g *Globals) connect(ctx context.Context) (*nats.Conn, provision.Endpoint, 
 		return nil, provision.Endpoint{}, err
 	}
 	return local.Connect(ctx)
+}
+
+// pipes returns the pipes of the satellite nc reaches, in the JetStream
+// domain --js-domain or the endpoint names.
+func (g *Globals) pipes(nc *nats.Conn, ep provision.Endpoint, opts ...pipes.Option) *pipes.Client {
+	domain := ep.JSDomain
+	if g.JSDomain != "" {
+		domain = g.JSDomain
+	}
+	if domain != "" {
+		opts = append(opts, pipes.WithJetStreamDomain(domain))
+	}
+	return pipes.New(nc, opts...)
 }
 
 // remote is the satellite the flags, the environment or the setup cache

@@ -45,12 +45,12 @@ type lsEntry struct {
 
 // Run lists the pipes, on stdout: this listing is the command's data.
 func (c *LsCmd) Run(ctx context.Context, g *Globals) error {
-	nc, _, err := g.connect(ctx)
+	nc, ep, err := g.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	list, err := pipes.New(nc).List(ctx)
+	list, err := g.pipes(nc, ep).List(ctx)
 	if err != nil {
 		return err
 	}

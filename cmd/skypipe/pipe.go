@@ -61,12 +61,12 @@ func (c *PipeCmd) Run(ctx context.Context, g *Globals) error {
 	if c.Timeout < 0 {
 		return &usageError{msg: "--timeout must not be negative"}
 	}
-	nc, _, err := g.connect(ctx)
+	nc, ep, err := g.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	client := pipes.New(nc, pipes.WithNotice(notice))
+	client := g.pipes(nc, ep, pipes.WithNotice(notice))
 	if send && c.Lines {
 		_, err := client.SendLines(ctx, c.Name, os.Stdin)
 		return err

@@ -6,9 +6,10 @@ import (
 	"github.com/skypipe/skypipe/pipes"
 )
 
-// RmCmd drops the items a pipe keeps.
+// RmCmd drops the items a pipe keeps, or one of them.
 type RmCmd struct {
 	Name string `arg:"" predictor:"pipe" help:"Pipe whose kept items to drop (\"\" for the default pipe)."`
+	Item string `help:"Drop only the kept item of this id (as a sender's or receiver's error names it), e.g. a broken one, and leave the others." placeholder:"ID"`
 }
 
 // Run drops the items and says how many, on stderr; a pipe that keeps
@@ -18,12 +19,20 @@ func (c *RmCmd) Run(ctx context.Context, g *Globals) error {
 	if err := pipes.ValidateName(c.Name); err != nil {
 		return err
 	}
-	nc, _, err := g.connect(ctx)
+	nc, ep, err := g.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	n, err := pipes.New(nc).Remove(ctx, c.Name)
+	client := g.pipes(nc, ep)
+	if c.Item != "" {
+		if err := client.RemoveItem(ctx, c.Name, c.Item); err != nil {
+			return err
+		}
+		printf("dropped kept item %s from pipe %q", c.Item, c.Name)
+		return nil
+	}
+	n, err := client.Remove(ctx, c.Name)
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,8 @@ func fail(err error) int {
 		hintf("another program listens there: choose another port with --listen")
 	case errors.As(err, &re):
 		hintf("to forget the satellite without tearing it down, remove %s", re.file)
+	case errors.Is(err, pipes.ErrNoItem):
+		hintf("a sender's or receiver's error names the item it failed on: 'item ID: ...'")
 	case errors.Is(err, pipes.ErrPipeFull):
 		hintf("drain kept items ('skypipe ls' shows them), drop them with 'skypipe rm NAME', or give the satellite a larger --max-store")
 	case errors.Is(err, pipes.ErrNotStored):

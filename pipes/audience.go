@@ -1,0 +1,183 @@
+package pipes
+
+import (
+	"sync"
+	"time"
+
+	"github.com/skypipe/skypipe/internal/wire"
+)
+
+// The live sender's pacing: who is attached to the item being sent, how
+// far each has written it out and taken it in, and from where the item
+// must be kept when receivers leave before its end.
+
+// memberState is where a receiver attached to an item stands.
+type memberState uint8
+
+const (
+	memberActive  memberState = iota // acking as it goes
+	memberProbing                    // quiet for a while: a probe asks whether it lives
+)
+
+// member is a receiver attached to the item being sent.
+type member struct {
+	state    memberState
+	from     uint64 // where it started: 0 if it answered the roll call, else its join point
+	acked    uint64 // where the window counts from: from, then what it took in
+	wrote    uint64 // what it acked writing out; length+1 once it wrote the end
+	progress time.Time
+}
+
+// Synthetic control kinds, from the sender's own probes.
+const (
+	ctlDead  = 'X' // the receiver did not answer: gone
+	ctlAlive = 'Y' // the receiver answered: slow, not gone
+)
+
+// audience is the receivers of one item being sent. Its owner, the sender's
+// loop, feeds it control messages in the order they came.
+type audience struct {
+	members  map[string]*member
+	claimant string // a receiver reading the kept item from the store
+	// keep says from where the item must be kept: the lowest offset a
+	// departed receiver did not write out and that no remaining receiver
+	// attached before it will.
+	keep struct {
+		due  bool
+		from uint64
+	}
+	endOut bool // a receiver wrote out the end of the item
+	// closed: the end went out live, so a receiver that joins now cannot
+	// get it and is not waited for.
+	closed bool
+}
+
+func newAudience() audience { return audience{members: map[string]*member{}} }
+
+// apply takes in one control message; sent is how many bytes of the item
+// went out so far.
+func (a *audience) apply(cm wire.Ctl, sent uint64, now time.Time) {
+	m := a.members[cm.RID]
+	switch cm.Kind {
+	case wire.Join:
+		if m != nil || cm.RID == a.claimant || a.closed {
+			return // known, reading the store, or too late: the end went out
+		}
+		at := min(cm.Offset, sent)
+		a.members[cm.RID] = &member{from: at, acked: at, progress: now}
+	case wire.Ack:
+		if cm.Offset > sent {
+			a.endOut = true
+		}
+		if m != nil && (cm.Offset > m.wrote || cm.Accepted > m.acked) {
+			m.wrote = max(m.wrote, cm.Offset)
+			m.acked, m.progress, m.state = max(m.acked, cm.Accepted), now, memberActive
+		}
+	case ctlAlive:
+		if m != nil {
+			m.progress, m.state = now, memberActive
+		}
+	case wire.Claim:
+		a.claimant = cm.RID
+		delete(a.members, cm.RID)
+	case wire.Leave, ctlDead:
+		if m == nil {
+			return
+		}
+		at := max(m.wrote, m.from) // a leave on the item's inbox says what it wrote out
+		if cm.Kind == wire.Leave && cm.Offset > at {
+			at = cm.Offset
+		}
+		delete(a.members, cm.RID)
+		a.departed(at, sent)
+	}
+}
+
+// departed notes that a receiver left having written the item out up to
+// at. If no remaining receiver was there before at, nobody will write out
+// the bytes from at on: they must be kept, from at.
+func (a *audience) departed(at, sent uint64) {
+	if at > sent { // it wrote the end: the item is delivered
+		return
+	}
+	for _, m := range a.members {
+		if m.from <= at {
+			return // m writes the bytes from at on, or departs itself
+		}
+	}
+	if !a.keep.due || at < a.keep.from {
+		a.keep.from = at
+	}
+	a.keep.due = true
+}
+
+// slowest is the position of the slowest attached receiver.
+func (a *audience) slowest() (uint64, bool) {
+	var lo uint64
+	first := true
+	for _, m := range a.members {
+		if first || m.acked < lo {
+			lo, first = m.acked, false
+		}
+	}
+	return lo, !first
+}
+
+// unfinished counts the receivers that have not written out the end of an
+// item of length n.
+func (a *audience) unfinished(n uint64) int {
+	pending := 0
+	for _, m := range a.members {
+		if m.wrote <= n {
+			pending++
+		}
+	}
+	return pending
+}
+
+// stalled returns the receivers that made no progress for idle, and marks
+// them probed.
+func (a *audience) stalled(now time.Time, idle time.Duration) []string {
+	var out []string
+	for rid, m := range a.members {
+		if m.state == memberActive && now.Sub(m.progress) >= idle {
+			m.state = memberProbing
+			out = append(out, rid)
+		}
+	}
+	return out
+}
+
+// ctlQueue is an unbounded FIFO of control messages: whoever pushes never
+// waits, and ready has a value whenever the queue may be non-empty.
+type ctlQueue struct {
+	mu    sync.Mutex
+	items []wire.Ctl
+	ready chan struct{}
+}
+
+func newCtlQueue() ctlQueue { return ctlQueue{ready: make(chan struct{}, 1)} }
+
+func (q *ctlQueue) push(m wire.Ctl) {
+	q.mu.Lock()
+	q.items = append(q.items, m)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *ctlQueue) pop() (wire.Ctl, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return wire.Ctl{}, false
+	}
+	m := q.items[0]
+	q.items = q.items[1:]
+	if len(q.items) == 0 {
+		q.items = nil
+	}
+	return m, true
+}

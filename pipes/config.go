@@ -1,0 +1,121 @@
+package pipes
+
+import "time"
+
+// Config holds every timing and size of the pipes a Client moves. The zero
+// value is not usable: start from DefaultConfig.
+type Config struct {
+	// LiveWindow is how far a sender may run ahead of the slowest attached
+	// receiver, in bytes: the credit each receiver has. Far below the 64
+	// MiB a NATS server or client buffers per connection before it drops
+	// a slow consumer.
+	LiveWindow int
+	// HoldLimit is how many bytes of an item may wait behind another
+	// item's open line on a receiver's output, counted as taken in: the
+	// longest line kept whole. Senders keep this much more in their ring.
+	HoldLimit int
+	// LineStall: an open line whose item sent nothing for this long is
+	// cut, so that a sender stopped mid-line does not hold others back.
+	LineStall time.Duration
+
+	// IdleProbe: after this long without news from a peer it waits on, a
+	// party asks whether that peer still lives.
+	IdleProbe time.Duration
+	// ProbeTimeout: a peer that does not answer a probe in this time,
+	// twice in a row while the satellite itself answers, is gone.
+	ProbeTimeout time.Duration
+	// RollCallTimeout bounds a sender's wait for the first answer to its
+	// roll call; with none the item is kept.
+	RollCallTimeout time.Duration
+	// Tick is how often a receiver looks at the time: timeouts, quiet
+	// senders, stalled lines.
+	Tick time.Duration
+	// Rescan is how often an idle receiver looks in the store for kept
+	// items that no live frame announced.
+	Rescan time.Duration
+
+	// APITimeout bounds one JetStream API call.
+	APITimeout time.Duration
+	// AckTimeout: a kept frame the satellite has not confirmed this long
+	// after the last confirmation fails the item (ErrNotStored).
+	AckTimeout time.Duration
+	// StoreWindow is how many kept frames a sender has in flight before it
+	// waits for the satellite to confirm them.
+	StoreWindow int
+	// FailoverWait is how long JetStream calls are tried again, every
+	// FailoverRetry, while a cluster that lost a member elects leaders.
+	FailoverWait  time.Duration
+	FailoverRetry time.Duration
+	// SettleTime: in a cluster, how long the store's answer that an item
+	// has nothing more must hold before the item counts as cut.
+	SettleTime time.Duration
+
+	// KeptPullMsgs is how many frames one pull of a kept item asks for,
+	// KeptPullBytes how many bytes a pull of an item still being sent,
+	// and KeptSlots how many kept frames may wait for the receiver's
+	// loop: together what bounds a draining receiver's memory.
+	KeptPullMsgs  int
+	KeptPullBytes int
+	KeptSlots     int
+	// KeptPullWait is how long a pull waits for frames of an item still
+	// being sent before it is asked again; a pull that gets no answer at
+	// all for FailoverWait loses the claim.
+	KeptPullWait time.Duration
+	// HeadBatch is how many item heads one look into the store returns.
+	HeadBatch int
+	// AheadDepth is how many kept items a follower claims ahead of the
+	// one it reads, and AheadPull how many frames of each it pulls then.
+	AheadDepth int
+	AheadPull  int
+	// CleanupBacklog is how many finished kept items may wait for their
+	// removal from the pipe before the receiver waits, and CleanupWorkers
+	// how many are removed at once.
+	CleanupBacklog int
+	CleanupWorkers int
+
+	// strict makes a broken invariant panic (tests) rather than only
+	// failing the item.
+	strict bool
+}
+
+// DefaultConfig returns the timings and sizes skypipe uses.
+func DefaultConfig() Config {
+	return Config{
+		LiveWindow: 8 << 20,
+		HoldLimit:  1 << 20,
+		LineStall:  time.Second,
+
+		IdleProbe:       2 * time.Second,
+		ProbeTimeout:    3 * time.Second,
+		RollCallTimeout: 2 * time.Second,
+		Tick:            250 * time.Millisecond,
+		Rescan:          2 * time.Second,
+
+		APITimeout:    10 * time.Second,
+		AckTimeout:    10 * time.Second,
+		StoreWindow:   64,
+		FailoverWait:  30 * time.Second,
+		FailoverRetry: 250 * time.Millisecond,
+		SettleTime:    2 * time.Second,
+
+		KeptPullMsgs:   16,
+		KeptPullBytes:  4 << 20,
+		KeptSlots:      8,
+		KeptPullWait:   2 * time.Second,
+		HeadBatch:      64,
+		AheadDepth:     4,
+		AheadPull:      4,
+		CleanupBacklog: 8,
+		CleanupWorkers: 4,
+	}
+}
+
+// ringSize is how many bytes a sender keeps of what it sent live: all that
+// an attached receiver may not have written out yet (up to LiveWindow not
+// taken in, HoldLimit and a chunk taken in but waiting behind another
+// item's line), so that it can keep them if that receiver leaves.
+func (c Config) ringSize() int { return c.LiveWindow + c.HoldLimit + 2*chunkSize }
+
+// maxHeld bounds the bytes of a live item waiting behind an open line: its
+// sender's credit runs out before.
+func (c Config) maxHeld() int { return c.HoldLimit + c.LiveWindow + 2*chunkSize }
