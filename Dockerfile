@@ -1,7 +1,10 @@
-# The satellite's image: one static skypipe binary and nothing else. This is
-# the manual path (`fly deploy`, see fly.toml and the README); `skypipe
-# setup fly` pushes the same layout (provision/fly/image.go) from its own
-# binary, and a test checks the two agree.
+# The satellite's image, built from this repository: one static skypipe
+# binary and nothing else. This is the manual path (`fly deploy`, see
+# fly.toml and the README; `docker build --build-arg VERSION=1.2.3 .`). A
+# release publishes the same layout made from the release's own binary
+# (cmd/release-image, ghcr.io/skypipe/skypipe:VERSION), which `skypipe setup
+# fly` runs, or pushes from its own binary (provision/fly/image.go); a test
+# checks that the three agree.
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./

@@ -4,14 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/nats-io/nats.go"
 )
 
@@ -65,7 +65,7 @@ func (l Local) repair(ctx context.Context) (*nats.Conn, Endpoint, error) {
 	if err := l.Paths.mkdirs(); err != nil {
 		return nil, Endpoint{}, err
 	}
-	unlock, err := lock(l.Paths.lockFile())
+	unlock, err := lock(ctx, l.Paths.lockFile())
 	if err != nil {
 		return nil, Endpoint{}, err
 	}
@@ -74,9 +74,9 @@ func (l Local) repair(ctx context.Context) (*nats.Conn, Endpoint, error) {
 		if nc, err := Dial(ep); err == nil {
 			return nc, ep, nil
 		}
-		// Stale: whatever ran there is gone or is not ours.
+		// Stale: whatever ran there is gone, hung, or is not ours.
 		if ep.PID > 0 && isSatellite(ep.PID) {
-			_ = syscall.Kill(ep.PID, syscall.SIGTERM)
+			_ = terminate(ep.PID)
 		}
 	}
 	tok, err := ensureToken(l.Paths.tokenFile())
@@ -94,8 +94,8 @@ func (l Local) repair(ctx context.Context) (*nats.Conn, Endpoint, error) {
 	return nc, ep, nil
 }
 
-// start runs `skypipe serve` detached, waits for its ready line, and caches
-// its endpoint.
+// start runs `skypipe serve` detached (its own session on Unix, a detached
+// process on Windows), waits for its ready line, and caches its endpoint.
 func (l Local) start(ctx context.Context, token string) (Endpoint, error) {
 	logf, err := os.OpenFile(l.Paths.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -106,11 +106,13 @@ func (l Local) start(ctx context.Context, token string) (Endpoint, error) {
 		"--listen", "127.0.0.1:0",
 		"--store", l.Paths.StoreDir(),
 		"--token-file", l.Paths.tokenFile(),
+		"--local",
 		"--ready", "--log")
 	cmd.Stderr = logf
-	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), "SKYPIPE_TOKEN=") // never pass a token along by accident
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// Busy no directory but its own; never pass a token along by accident.
+	cmd.Dir = l.Paths.Data
+	cmd.Env = append(os.Environ(), "SKYPIPE_TOKEN=")
+	detach(cmd)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return Endpoint{}, err
@@ -150,25 +152,49 @@ func (l Local) start(ctx context.Context, token string) (Endpoint, error) {
 	return Endpoint{URL: url, Token: token, Source: "local", PID: pid}, nil
 }
 
-// Stop stops the local satellite and waits until it is gone.
+// StopSubject is where a local satellite (serve --local) answers a client
+// holding its token with its pid; a message to StopNowSubject then makes it
+// shut down cleanly. Two steps, so that the answer is never lost in the
+// shutdown: the client knows which satellite it stops before it does. This
+// is how Stop works on every system: Windows has no SIGTERM to send a
+// detached process.
+const (
+	StopSubject    = "_SKYPIPE.local.stop"
+	StopNowSubject = "_SKYPIPE.local.stop.now"
+)
+
+// stopGrace bounds how long Stop waits for the satellite to exit on its own
+// before it is killed.
+const stopGrace = 10 * time.Second
+
+// Stop stops the local satellite and waits until it is gone: it asks the
+// satellite to shut down (StopSubject); a satellite that does not answer
+// is sent SIGTERM on Unix. One that is still there after stopGrace is
+// killed (SIGKILL; TerminateProcess on Windows).
 func (l Local) Stop(ctx context.Context) (Endpoint, error) {
 	ep, err := l.cachedEndpoint()
 	if err != nil {
 		return Endpoint{}, ErrNoLocal
 	}
 	defer os.Remove(l.Paths.endpointFile())
-	if ep.PID <= 0 || !isSatellite(ep.PID) {
-		return ep, ErrNoLocal
+	asked := askToStop(ep)
+	if !asked {
+		if ep.PID <= 0 || !isSatellite(ep.PID) {
+			return ep, ErrNoLocal
+		}
+		if err := terminate(ep.PID); err != nil {
+			return ep, ErrNoLocal
+		}
 	}
-	if err := syscall.Kill(ep.PID, syscall.SIGTERM); err != nil {
-		return ep, ErrNoLocal
+	if ep.PID <= 0 {
+		return ep, nil
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(stopGrace)
 	for alive(ep.PID) {
 		if time.Now().After(deadline) {
-			_ = syscall.Kill(ep.PID, syscall.SIGKILL)
+			_ = kill(ep.PID)
 			deadline = time.Now().Add(time.Hour)
 		}
 		select {
@@ -180,46 +206,35 @@ func (l Local) Stop(ctx context.Context) (Endpoint, error) {
 	return ep, nil
 }
 
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return !errors.Is(err, syscall.ESRCH)
+// askToStop sends the stop request; true if the satellite at ep, the one
+// the cache names, took it.
+func askToStop(ep Endpoint) bool {
+	nc, err := Dial(ep)
+	if err != nil {
+		return false
 	}
-	// A zombie is not alive, but only its parent can reap it.
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err == nil {
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
-			return false
-		}
+	defer nc.Close()
+	msg, err := nc.Request(StopSubject, nil, 5*time.Second)
+	if err != nil {
+		return false
 	}
-	return true
+	pid, err := strconv.Atoi(strings.TrimSpace(string(msg.Data)))
+	if err != nil || (ep.PID > 0 && pid != ep.PID) {
+		return false
+	}
+	return nc.Publish(StopNowSubject, nil) == nil && nc.Flush() == nil
 }
 
-// isSatellite tells whether pid runs `skypipe serve`, where /proc can say;
-// elsewhere it trusts the cache.
-func isSatellite(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+// lock takes an exclusive lock on path (flock on Unix, LockFileEx on
+// Windows), waiting for it as long as ctx allows.
+func lock(ctx context.Context, path string) (func(), error) {
+	fl := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o600))
+	ok, err := fl.TryLockContext(ctx, 10*time.Millisecond)
 	if err != nil {
-		if _, statErr := os.Stat("/proc/self"); statErr == nil {
-			return false
-		}
-		return alive(pid)
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
-	args := strings.Split(string(b), "\x00")
-	return len(args) > 1 && args[1] == "serve" && alive(pid)
-}
-
-// lock takes an exclusive lock on path, waiting for it.
-func lock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
+	if !ok {
+		return nil, fmt.Errorf("locking %s: %w", path, ctx.Err())
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return func() { _ = fl.Close() }, nil
 }

@@ -5,16 +5,20 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 )
 
 // ReadPrivate reads a file holding a secret, which only its owner may read.
+// On Windows, where mode bits say nothing of who may read a file (every
+// writable file shows 0666; access is the ACL's, which a user's profile
+// keeps private), the mode is not checked.
 func ReadPrivate(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s is readable by others (mode %v); run chmod 600 on it", ErrInsecureFile, path, fi.Mode().Perm())
 	}
 	return os.ReadFile(path)

@@ -81,6 +81,7 @@ func params(dir string) testscript.Params {
 			env.Setenv("SKYPIPE_URL", "")
 			env.Setenv("GOCACHE", goCache)
 			env.Defer(func() { stopLocalSatellite(env) })
+			skipIfMissing(env, dir)
 			return nil
 		},
 		Cmds: commands(),
@@ -104,5 +105,7 @@ func stopLocalSatellite(env *testscript.Env) {
 func commands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	all := maps.Clone(scriptCommands)
 	maps.Copy(all, remoteCommands)
+	maps.Copy(all, shipCommands)
+	maps.Copy(all, completeCommands)
 	return all
 }

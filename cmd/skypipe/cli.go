@@ -28,12 +28,13 @@ NATS server with JetStream.`
 
 // Globals are the flags every command takes.
 type Globals struct {
-	URL      string           `help:"Satellite to use, as nats://[TOKEN@]HOST:PORT (default: the one 'skypipe setup' set up, else the local one, started on demand). Prefer the environment variable: a token on the command line is visible to other users." env:"SKYPIPE_URL" placeholder:"URL"`
-	Creds    string           `help:"NATS credentials file (JWT and seed) to present to the NATS server, e.g. an existing JetStream deployment." env:"SKYPIPE_CREDS" type:"path" placeholder:"FILE"`
-	Context  string           `help:"Connect as the natscli context NAME says ($XDG_CONFIG_HOME/nats/context/NAME.json: URL, token, user, creds, nkey, TLS); --url and --creds override it." env:"SKYPIPE_CONTEXT" placeholder:"NAME"`
-	TLSCA    string           `name:"tls-ca" help:"Trust only this CA certificate (PEM) for the satellite's TLS certificate." env:"SKYPIPE_TLS_CA" type:"path" placeholder:"FILE"`
-	JSDomain string           `name:"js-domain" help:"Use the JetStream of this domain, e.g. from a leaf node of a hub whose JetStream runs in a domain (a natscli context's jetstream_domain otherwise)." env:"SKYPIPE_JS_DOMAIN" placeholder:"DOMAIN"`
+	URL      string           `help:"Satellite to use, as nats://[TOKEN@]HOST:PORT (default: the one 'skypipe setup' set up, else the local one, started on demand). Prefer the environment variable: a token on the command line is visible to other users." env:"SKYPIPE_URL" group:"connection" placeholder:"URL"`
+	Creds    string           `help:"NATS credentials file (JWT and seed) to present to the NATS server, e.g. an existing JetStream deployment." env:"SKYPIPE_CREDS" group:"connection" type:"path" placeholder:"FILE"`
+	Context  string           `help:"Connect as the natscli context NAME says ($XDG_CONFIG_HOME/nats/context/NAME.json: URL, token, user, creds, nkey, TLS); --url and --creds override it." env:"SKYPIPE_CONTEXT" group:"connection" placeholder:"NAME"`
+	TLSCA    string           `name:"tls-ca" help:"Trust only this CA certificate (PEM) for the satellite's TLS certificate." env:"SKYPIPE_TLS_CA" group:"connection" type:"path" placeholder:"FILE"`
+	JSDomain string           `name:"js-domain" help:"Use the JetStream of this domain, e.g. from a leaf node of a hub whose JetStream runs in a domain (a natscli context's jetstream_domain otherwise)." env:"SKYPIPE_JS_DOMAIN" group:"connection" placeholder:"DOMAIN"`
 	Version  kong.VersionFlag `help:"Print the version and exit."`
+	Man      manFlag          `help:"Print the man page (roff) and exit: skypipe --man > skypipe.1."`
 }
 
 // CLI is skypipe's command line.
@@ -47,4 +48,6 @@ type CLI struct {
 	Serve  ServeCmd  `cmd:"" help:"Run a satellite in the foreground."`
 	Stop   StopCmd   `cmd:"" help:"Stop the local background satellite."`
 	Setup  SetupCmd  `cmd:"" help:"Deploy, join, check or tear down a satellite for many machines."`
+
+	Completion CompletionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish."`
 }

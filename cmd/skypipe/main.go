@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -45,12 +46,17 @@ func run(args []string) int {
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("skypipe"),
-		kong.Description(description),
+		kong.Description(description+"\n\n"+exitCodesHelp()),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Help(printHelp),
+		kong.ExplicitGroups([]kong.Group{*pipeGroup, *connectionGroup}),
 		kong.Vars{"version": versionString()},
 	)
 	if err != nil {
 		return fail(err)
+	}
+	if completeLine(parser) {
+		return 0
 	}
 	// kong would turn invalid UTF-8 into U+FFFD: another pipe's name.
 	for _, a := range args {
@@ -62,13 +68,19 @@ func run(args []string) int {
 	if err != nil {
 		return usage(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext(context.Background())
 	defer stop()
 	// A write to a closed stdout then fails with EPIPE instead of killing
 	// the process, so a receiver can give its kept item back to the pipe.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(&cli.Globals); err != nil {
+		// Cut short by a signal: say which, and exit 128 + its number.
+		var sig *signalled
+		if errors.Is(err, context.Canceled) && errors.As(context.Cause(ctx), &sig) {
+			errorf("%s", sig)
+			return sig.code()
+		}
 		return fail(err)
 	}
 	return 0

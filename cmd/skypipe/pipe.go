@@ -12,7 +12,7 @@ import (
 
 // PipeCmd sends stdin into a pipe, or receives from it to stdout.
 type PipeCmd struct {
-	Name    string        `arg:"" optional:"" help:"Pipe name: any UTF-8 text up to 255 bytes (default: the default pipe). For a pipe named like a command, say 'skypipe pipe NAME'."`
+	Name    string        `arg:"" optional:"" predictor:"pipe" help:"Pipe name: any UTF-8 text up to 255 bytes (default: the default pipe). For a pipe named like a command, say 'skypipe pipe NAME'."`
 	Send    bool          `help:"Send, whatever stdin is." xor:"mode"`
 	Recv    bool          `help:"Receive, whatever stdin is." xor:"mode"`
 	Follow  bool          `short:"f" help:"Keep receiving across items, kept and live, instead of exiting after one."`

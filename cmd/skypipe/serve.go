@@ -7,8 +7,6 @@ import (
 	"net"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/skypipe/skypipe/embedded"
 	"github.com/skypipe/skypipe/provision"
 )
@@ -21,6 +19,7 @@ type ServeCmd struct {
 	Ready      bool     `help:"Print 'ready URL' on stdout once clients can connect, then close stdout (for supervisors)."`
 	Log        bool     `help:"Log the server's activity to stderr."`
 	PrintToken bool     `hidden:"" help:"Print the token the satellite would require, then exit (how 'skypipe setup fly' reads it back from its machine)."`
+	Local      bool     `hidden:"" help:"Run as the local background satellite: shut down when a client with the token asks (how 'skypipe stop' stops it on every system)."`
 	MaxStore   byteSize `help:"Cap on the bytes kept on disk (e.g. 20GiB); a sender past it fails with 'pipe full'. auto: half the disk space free at start." default:"auto" env:"SKYPIPE_MAX_STORE" placeholder:"SIZE"`
 
 	// Clustering: three or more satellites share the pipes; kept items are
@@ -108,6 +107,16 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	} else {
 		printf("satellite listening on %s, store %s (cap %s)", srv.URL(), c.Store, humanBytes(maxStore))
 	}
+	ctx, shutdown := context.WithCancel(ctx)
+	defer shutdown()
+	if c.Local {
+		stopped, err := acceptStop(srv.URL(), token, shutdown)
+		if err != nil {
+			srv.Shutdown()
+			return err
+		}
+		defer stopped()
+	}
 	go func() {
 		<-ctx.Done()
 		srv.Shutdown()
@@ -122,11 +131,10 @@ func (c *ServeCmd) storeCap() (int64, error) {
 	if !c.MaxStore.auto && c.MaxStore.n > 0 {
 		return c.MaxStore.n, nil
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(c.Store, &st); err != nil {
+	free, err := diskFree(c.Store)
+	if err != nil {
 		return 0, fmt.Errorf("looking at the free space for the store: %w", err)
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
 	if free/2 < minAutoStore {
 		return minAutoStore, nil
 	}

@@ -14,6 +14,7 @@ import (
 type SetupCmd struct {
 	Reset bool `help:"Tear the remote satellite down (ssh: stop it, remove its service, token and certificate) and forget it; skypipe uses the local satellite again. A joined satellite is only forgotten."`
 	Purge bool `help:"With --reset: also remove the satellite's store, with every item it keeps."`
+	JSON  bool `name:"json" help:"The check: print one JSON object, the one 'skypipe status --json' prints (fields: see 'skypipe status --help')."`
 
 	Check SetupCheckCmd `cmd:"" default:"1" help:"Show the satellite in use and whether it answers (what 'skypipe setup' does)."`
 	SSH   SetupSSHCmd   `cmd:"" name:"ssh" help:"Deploy a satellite to a Linux host you can ssh into."`
@@ -38,6 +39,7 @@ every command uses it until 'skypipe setup --reset'; SKYPIPE_URL and
 
 Examples:
   skypipe setup                        which satellite, and does it answer
+  skypipe setup --json                 the same as JSON (as 'skypipe status --json')
   skypipe setup --reset                tear it down, use the local one again
   skypipe setup --reset --purge        ... and delete what it kept`
 }
@@ -47,19 +49,25 @@ type SetupCheckCmd struct{}
 
 // Run checks, or resets.
 func (c *SetupCheckCmd) Run(ctx context.Context, g *Globals, s *SetupCmd) error {
+	if s.Reset && s.JSON {
+		return &usageError{msg: "--json is for the check", hint: "skypipe setup --json"}
+	}
 	if s.Reset {
 		return reset(ctx, s.Purge)
 	}
 	if s.Purge {
 		return &usageError{msg: "--purge goes with --reset", hint: "skypipe setup --reset --purge"}
 	}
-	return describe(ctx, g)
+	return describe(ctx, g, s.JSON)
 }
 
 // noReset refuses --reset and --purge beside a subcommand.
 func (s *SetupCmd) noReset() error {
 	if s.Reset || s.Purge {
 		return &usageError{msg: "--reset goes alone", hint: "skypipe setup --reset"}
+	}
+	if s.JSON {
+		return &usageError{msg: "--json is for the check, 'skypipe setup' alone", hint: "skypipe setup --json"}
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ type SetupFlyCmd struct {
 	Org    string `help:"Fly organization slug." default:"personal" env:"SKYPIPE_FLY_ORG" placeholder:"SLUG"`
 	Region string `help:"Region of a new satellite (fly platform regions)." default:"iad" env:"SKYPIPE_FLY_REGION" placeholder:"CODE"`
 	IPv4   bool   `name:"ipv4" help:"Also allocate a dedicated IPv4 address ($2 a month); without it clients reach the satellite over IPv6 (free)."`
-	Binary string `help:"The skypipe binary the satellite runs (default: this one); a static linux/amd64 build." type:"existingfile" placeholder:"FILE"`
+	Binary string `help:"The skypipe binary the satellite runs, a static linux/amd64 build (default: the release's image, or this binary)." type:"existingfile" placeholder:"FILE"`
 }
 
 // Help is the long help of setup fly.
@@ -32,8 +32,11 @@ the command line): 'fly tokens create org' makes one.
 A new satellite is an app skypipe-XXXXXXXX with a 1 GB volume for the store,
 a dedicated IPv6 address (and IPv4 with --ipv4), its token and TLS
 certificate as Fly secrets, and one shared-cpu-1x machine (256 MB) running
-'skypipe serve' over TLS on port 4222, from an image skypipe pushes of its own
-binary. Another machine with a token for the same organization runs the same
+'skypipe serve' over TLS on port 4222. A released skypipe runs the image its
+release published (ghcr.io/skypipe/skypipe:VERSION, pinned by digest) when
+that image holds this very binary, or when this one cannot run there (macOS,
+Windows, arm64); otherwise skypipe pushes an image of its own binary (or of
+--binary) to the app's registry. Another machine with a token for the same organization runs the same
 command and finds that satellite instead of deploying another.
 
 Examples:
@@ -73,7 +76,10 @@ func (c *SetupFlyCmd) Run(ctx context.Context, s *SetupCmd) error {
 	case err == nil:
 		printf("found the satellite of app %s", res.App)
 	case errors.Is(err, fly.ErrNoSatellite):
-		if opts.Binary, err = c.binary(); err != nil {
+		if c.Binary == "" && fly.IsRelease(version) {
+			opts.Release = version // run the release's image if it holds this binary
+		}
+		if opts.Binary, err = c.binary(opts.Release != ""); err != nil {
 			return err
 		}
 		printf("deploying a new satellite (region %s)", c.Region)
@@ -120,11 +126,15 @@ func (c *SetupFlyCmd) Run(ctx context.Context, s *SetupCmd) error {
 }
 
 // binary is the skypipe the satellite runs: --binary, or this one if it
-// is a Linux amd64 build.
-func (c *SetupFlyCmd) binary() ([]byte, error) {
+// is a Linux amd64 build. With optional (a release, whose image may run
+// instead), a build for another system gives none.
+func (c *SetupFlyCmd) binary(optional bool) ([]byte, error) {
 	path := c.Binary
 	if path == "" {
 		if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+			if optional {
+				return nil, nil
+			}
 			return nil, &usageError{
 				msg:  fmt.Sprintf("this skypipe is built for %s/%s; a Fly machine runs linux/amd64", runtime.GOOS, runtime.GOARCH),
 				hint: "build one with CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o skypipe-linux ./cmd/skypipe and pass --binary skypipe-linux",

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -10,77 +13,163 @@ import (
 )
 
 // StatusCmd shows which satellite is in use and whether it answers.
-type StatusCmd struct{}
+type StatusCmd struct {
+	JSON bool `name:"json" help:"Print one JSON object instead (fields: see 'skypipe status --help')."`
+}
 
-// Help is the long help of status.
-func (c *StatusCmd) Help() string {
-	return `Prints, on stdout, the satellite in use and where that choice comes from
+// statusHelp documents the output of status and setup, in text and JSON.
+const statusHelp = `Prints, on stdout, the satellite in use and where that choice comes from
 (--url, --context, 'skypipe setup' or the local one), whether its TLS
 certificate is pinned, and its health: round trip, server version, JetStream.
 Exits non-zero when it does not answer. Starts nothing.
 
+With --json it prints one JSON object (and still exits non-zero when the
+satellite does not answer):
+  satellite        its URL, without credentials ("" for a local one not running)
+  source           where the choice comes from: "local", "url" (--url or
+                   SKYPIPE_URL), "context" (--context), or "ssh", "fly",
+                   "join" ('skypipe setup')
+  context          the natscli context's name, with source "context"
+  running          false only for a local satellite not started yet
+  reachable        whether it answered
+  tls              "none", "pinned" (skypipe's own CA) or "system" (system CAs)
+  rtt_ms           round trip in milliseconds
+  server_version   the NATS server's version
+  jetstream        whether JetStream answers
+  pid              the local satellite's process id
+  error            why it did not answer, if it did not
+
 Examples:
   skypipe status
+  skypipe status --json | jq -e .reachable
   SKYPIPE_URL=nats://TOKEN@host:4222 skypipe status`
-}
+
+// Help is the long help of status.
+func (c *StatusCmd) Help() string { return statusHelp }
 
 // Run prints the satellite and its health.
 func (c *StatusCmd) Run(ctx context.Context, g *Globals) error {
-	return describe(ctx, g)
+	return describe(ctx, g, c.JSON)
+}
+
+// status is what describe found out; its JSON is the documented form.
+type status struct {
+	Satellite     string  `json:"satellite"`
+	Source        string  `json:"source"`
+	Context       string  `json:"context,omitempty"`
+	Running       bool    `json:"running"`
+	Reachable     bool    `json:"reachable"`
+	TLS           string  `json:"tls,omitempty"`
+	RTTMillis     float64 `json:"rtt_ms,omitempty"`
+	ServerVersion string  `json:"server_version,omitempty"`
+	JetStream     bool    `json:"jetstream"`
+	PID           int     `json:"pid,omitempty"`
+	Error         string  `json:"error,omitempty"`
 }
 
 // describe prints the satellite in use and its health, without starting
-// one.
-func describe(ctx context.Context, g *Globals) error {
+// one: as text, or as one JSON object.
+func describe(ctx context.Context, g *Globals, asJSON bool) error {
+	st, err := probe(ctx, g)
+	if st == nil {
+		return err
+	}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if werr := enc.Encode(st); werr != nil {
+			return werr
+		}
+		return err
+	}
+	if !st.Running {
+		fmt.Println("satellite: local, not running (it starts on first use)")
+		return nil
+	}
+	source := st.Source
+	switch source {
+	case "url":
+		source = "--url"
+	case "context":
+		source = "context " + st.Context
+	}
+	fmt.Printf("satellite: %s (%s)\n", st.Satellite, source)
+	if st.TLS != "" {
+		fmt.Printf("tls: %s\n", map[string]string{"none": "no", "pinned": "yes, CA pinned", "system": "yes, system CAs"}[st.TLS])
+	}
+	if !st.Reachable {
+		fmt.Println("reachable: no")
+		return err
+	}
+	fmt.Printf("reachable: yes\nround-trip: %v\nserver: nats-server %s\n",
+		time.Duration(st.RTTMillis*float64(time.Millisecond)).Round(time.Microsecond), st.ServerVersion)
+	if !st.JetStream {
+		fmt.Println("jetstream: off")
+		return err
+	}
+	fmt.Println("jetstream: on")
+	if st.PID > 0 {
+		fmt.Printf("pid: %d\n", st.PID)
+	}
+	return err
+}
+
+// probe finds the satellite in use and asks it how it is. A nil status
+// means the question could not be asked (a bad flag, an unreadable cache).
+func probe(ctx context.Context, g *Globals) (*status, error) {
 	ep, remote, err := g.remote()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !remote {
 		local, err := g.local()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ep, err = local.Endpoint(); err != nil {
-			fmt.Println("satellite: local, not running (it starts on first use)")
-			return nil
+			return &status{Source: "local"}, nil
 		}
 	}
-	fmt.Printf("satellite: %s (%s)\n", provision.Redact(ep.URL), ep.Source)
+	st := &status{Satellite: provision.Redact(ep.URL), Source: ep.Source, Running: true, PID: ep.PID}
+	switch {
+	case ep.Source == "--url":
+		st.Source = "url"
+	case strings.HasPrefix(ep.Source, "context "):
+		st.Source, st.Context = "context", strings.TrimPrefix(ep.Source, "context ")
+	}
 	nc, err := provision.Dial(ep)
 	if err != nil {
-		fmt.Println("reachable: no")
-		return err
+		return st, err
 	}
 	defer nc.Close()
 	_, plain := nc.TLSConnectionState()
 	switch {
 	case plain != nil:
-		fmt.Println("tls: no")
+		st.TLS = "none"
 	case ep.Pinned():
-		fmt.Println("tls: yes, CA pinned")
+		st.TLS = "pinned"
 	default:
-		fmt.Println("tls: yes, system CAs")
+		st.TLS = "system"
 	}
 	rtt, err := nc.RTT()
 	if err != nil {
-		fmt.Println("reachable: no")
-		return err
+		return st, err
 	}
-	fmt.Printf("reachable: yes\nround-trip: %v\nserver: nats-server %s\n", rtt, nc.ConnectedServerVersion())
+	st.Reachable = true
+	st.RTTMillis = float64(rtt) / float64(time.Millisecond)
+	st.ServerVersion = nc.ConnectedServerVersion()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return err
+		return st, err
 	}
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := js.AccountInfo(actx); err != nil {
-		fmt.Printf("jetstream: off (%v)\n", err)
-		return fmt.Errorf("the satellite answers but JetStream is not available: %w", err)
+		return st, fmt.Errorf("the satellite answers but JetStream is not available: %w", err)
 	}
-	fmt.Println("jetstream: on")
-	if ep.PID > 0 {
-		fmt.Printf("pid: %d\n", ep.PID)
-	}
-	return nil
+	st.JetStream = true
+	return st, nil
 }

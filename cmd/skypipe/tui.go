@@ -23,6 +23,7 @@ const (
 	exitUsage       = 2
 	exitTimeout     = 124 // as timeout(1)
 	exitInterrupted = 130 // 128 + SIGINT, as shells report it
+	exitTerminated  = 143 // 128 + SIGTERM
 )
 
 // usageError is misuse caught before any work: exit 2, with a hint.

@@ -21,6 +21,10 @@ type API interface {
 	// PushImage pushes a one-layer image holding binary at /skypipe to
 	// the app's repository in Fly's registry and returns its reference.
 	PushImage(ctx context.Context, app, tag string, img Image) (string, error)
+	// ResolveImage returns the manifest digest of a public image
+	// (HOST/REPO:TAG, e.g. a release's on ghcr.io), asked anonymously:
+	// HEAD /v2/REPO/manifests/TAG. ErrNotFound: no such image.
+	ResolveImage(ctx context.Context, ref string) (string, error)
 
 	// ListVolumes: GET /apps/{app}/volumes.
 	ListVolumes(ctx context.Context, app string) ([]Volume, error)

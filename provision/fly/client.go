@@ -27,6 +27,9 @@ type Client struct {
 	registryURL string
 	token       string
 	http        *http.Client
+	// registries maps a registry host to the URL it is reached at (a
+	// test's); others are https://HOST.
+	registries map[string]string
 }
 
 // NewClient is a client for Fly.io's public endpoints holding an API token
@@ -48,6 +51,16 @@ func NewClientAt(machinesURL, registryURL, token string) (*Client, error) {
 		token:       token,
 		http:        &http.Client{Timeout: 5 * time.Minute},
 	}, nil
+}
+
+// WithRegistry makes c reach the image registry host (as in image
+// references: ghcr.io) at url instead, e.g. a test server.
+func (c *Client) WithRegistry(host, url string) *Client {
+	if c.registries == nil {
+		c.registries = map[string]string{}
+	}
+	c.registries[host] = strings.TrimSuffix(url, "/")
+	return c
 }
 
 // authorization is the Authorization header of the Machines API: "Bearer

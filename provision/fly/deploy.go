@@ -23,8 +23,13 @@ type Options struct {
 	IPv4     bool   // also a dedicated IPv4 address ($2/month); IPv6 is free
 	VolumeGB int    // size of a new volume; default 1
 	MemoryMB int    // machine memory; default 256 (shared-cpu-1x)
-	Image    string // image to run; empty: push Binary to registry.fly.io/APP
-	Binary   []byte // a static linux/amd64 skypipe binary (see ReadBinary)
+	Image    string // image to run; empty: the release's (Release), else Binary pushed to registry.fly.io/APP
+	Binary   []byte // a static linux/amd64 skypipe binary (see ReadBinary); nil: none to push
+	// Release is the version of a released skypipe ("1.2.3", see
+	// IsRelease) whose image (ReleasedImage) the machine runs instead of
+	// an image of Binary, if it was published and, when there is a Binary,
+	// holds that very binary: the same digest.
+	Release string
 }
 
 // Secrets are a satellite's credentials. Find recovers Token and CAPEM
@@ -97,14 +102,20 @@ func (s Secrets) check() error {
 // host name, only when a machine is to be created; for a satellite that
 // exists, Deploy returns the secrets it recovers as Find does.
 //
-// Order: app, image, volume, IPv6 (and IPv4), secrets, machine, wait until
-// started.
+// Order: the released image (Options.Release), app, image pushed (unless
+// released), volume, IPv6 (and IPv4), secrets, machine, wait until started.
 func Deploy(ctx context.Context, api API, o Options, newSecrets func(host string) (Secrets, error)) (Result, Secrets, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return Result{}, Secrets{}, err
 	}
-	if o.Image == "" {
+	image := o.Image
+	if image == "" && o.Release != "" {
+		if image, err = released(ctx, api, o); err != nil {
+			return Result{}, Secrets{}, err
+		}
+	}
+	if image == "" {
 		if err := CheckBinary(o.Binary); err != nil {
 			return Result{}, Secrets{}, err
 		}
@@ -118,7 +129,6 @@ func Deploy(ctx context.Context, api API, o Options, newSecrets func(host string
 	}
 	app := loc.app
 
-	image := o.Image
 	if image == "" {
 		image, err = api.PushImage(ctx, app, ImageTag(o.Binary), Image{Binary: o.Binary, Cmd: ServeArgs()})
 		if err != nil {
@@ -163,6 +173,34 @@ func Deploy(ctx context.Context, api API, o Options, newSecrets func(host string
 	res.IPs = ips
 	res.Created = true
 	return res, sec, nil
+}
+
+// released is the image of release o.Release, if it was published and
+// holds o.Binary (when there is one): the same manifest digest as the
+// image Deploy would push. "" means push o.Binary instead.
+func released(ctx context.Context, api API, o Options) (string, error) {
+	ref := ReleasedImage(o.Release)
+	digest, err := api.ResolveImage(ctx, ref)
+	switch {
+	case errors.Is(err, ErrNotFound) && o.Binary != nil:
+		return "", nil
+	case errors.Is(err, ErrNotFound):
+		return "", fmt.Errorf("%w: no released image %s to run, and no binary to push", ErrWrongBinary, ref)
+	case err != nil && o.Binary != nil:
+		return "", nil // the release's registry is out of reach: push this binary
+	case err != nil:
+		return "", fmt.Errorf("looking for the released image %s: %w", ref, err)
+	case o.Binary == nil:
+		return ref + "@" + digest, nil
+	}
+	own, err := Image{Binary: o.Binary, Cmd: ServeArgs()}.Digest()
+	if err != nil {
+		return "", err
+	}
+	if own != digest {
+		return "", nil // this binary is not the release's: run this one
+	}
+	return ref + "@" + digest, nil
 }
 
 // Find finds the satellite from any machine holding a token for its

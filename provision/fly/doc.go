@@ -5,9 +5,13 @@
 // What a deployment holds, all in one Fly app (named skypipe-XXXXXXXX
 // unless the user names it):
 //
-//   - an image registry.fly.io/APP:skypipe-HASH: one layer holding the
-//     static linux/amd64 skypipe binary at /skypipe, pushed by this package
-//     (image.go) so the satellite runs the same version as the client;
+//   - the image: a release's own (ReleasedImage, ghcr.io/skypipe/skypipe:
+//     VERSION, pinned by digest) when the client is that release and the
+//     image holds its very binary (the same manifest digest), or when the
+//     client has no linux/amd64 binary to push (macOS, Windows, arm64); else
+//     registry.fly.io/APP:skypipe-HASH, one layer holding the static
+//     linux/amd64 skypipe binary at /skypipe, pushed by this package
+//     (image.go). Either way the satellite runs the client's version;
 //   - a volume "skypipe_data" mounted at /data for the JetStream store;
 //   - a dedicated IPv6 address (free) and, only when asked, a dedicated
 //     IPv4 address (billed): Fly's shared IPv4 routes by TLS SNI only, which

@@ -193,9 +193,11 @@ func (c *Client) PushImage(ctx context.Context, app, tag string, img Image) (str
 
 // registry pushes to one repository.
 type registry struct {
-	c      *Client
-	repo   string
-	bearer string // set after a bearer challenge
+	c         *Client
+	repo      string
+	bearer    string // set after a bearer challenge
+	anonymous bool   // send no credentials: a public image elsewhere than Fly's registry
+	base      string // the registry's URL; empty: Fly's
 }
 
 func (r *registry) pushBlob(ctx context.Context, b blob) error {
@@ -229,7 +231,7 @@ func (r *registry) pushBlob(ctx context.Context, b blob) error {
 	q := loc.Query()
 	q.Set("digest", b.digest)
 	loc.RawQuery = q.Encode()
-	resp, err = r.sendURL(ctx, http.MethodPut, loc, "application/octet-stream", b.data)
+	resp, err = r.sendURL(ctx, http.MethodPut, loc, "application/octet-stream", b.data, "")
 	if err != nil {
 		return err
 	}
@@ -245,11 +247,11 @@ func (r *registry) send(ctx context.Context, method, path, contentType string, b
 	if err != nil {
 		return nil, err
 	}
-	return r.sendURL(ctx, method, u, contentType, body)
+	return r.sendURL(ctx, method, u, contentType, body, "")
 }
 
 // sendURL sends one request, answering a bearer challenge once.
-func (r *registry) sendURL(ctx context.Context, method string, u *url.URL, contentType string, body []byte) (*http.Response, error) {
+func (r *registry) sendURL(ctx context.Context, method string, u *url.URL, contentType string, body []byte, accept string) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 		if err != nil {
@@ -259,9 +261,13 @@ func (r *registry) sendURL(ctx context.Context, method string, u *url.URL, conte
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
-		if r.bearer != "" {
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		switch {
+		case r.bearer != "":
 			req.Header.Set("Authorization", "Bearer "+r.bearer)
-		} else {
+		case !r.anonymous:
 			req.SetBasicAuth("x", r.c.registryPassword())
 		}
 		resp, err := r.c.http.Do(req)
@@ -296,7 +302,9 @@ func (r *registry) fetchBearer(ctx context.Context, challenge string) (string, e
 		q.Set("service", s)
 	}
 	scope := params["scope"]
-	if scope == "" {
+	if scope == "" && r.anonymous {
+		scope = "repository:" + r.repo + ":pull"
+	} else if scope == "" {
 		scope = "repository:" + r.repo + ":pull,push"
 	}
 	q.Set("scope", scope)
@@ -305,7 +313,9 @@ func (r *registry) fetchBearer(ctx context.Context, challenge string) (string, e
 	if err != nil {
 		return "", err
 	}
-	req.SetBasicAuth("x", r.c.registryPassword())
+	if !r.anonymous {
+		req.SetBasicAuth("x", r.c.registryPassword())
+	}
 	resp, err := r.c.http.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("%w: registry auth: %v", ErrUnavailable, unwrapURLError(err))
@@ -369,4 +379,118 @@ func registryError(method, path string, resp *http.Response) error {
 		msg = e.Errors[0].Code + ": " + e.Errors[0].Message
 	}
 	return &APIError{Method: method, Path: path, Status: resp.StatusCode, Message: msg, kind: kindOf(resp.StatusCode)}
+}
+
+// Digest is the digest of the image's manifest: the same binary and
+// command give the same digest, wherever the image is built.
+func (img Image) Digest() (string, error) {
+	b, err := img.build()
+	if err != nil {
+		return "", err
+	}
+	return b.manifest.digest, nil
+}
+
+// WriteLayout writes the image as an OCI image layout in a tar archive
+// (oci-layout, index.json naming the manifest ref, blobs/sha256/...), the
+// form `skopeo copy oci-archive:FILE docker://REF` publishes; it returns
+// the manifest's digest. A release writes the satellite's image this way
+// from the very binary its archives hold.
+func (img Image) WriteLayout(w io.Writer, ref string) (string, error) {
+	if err := CheckBinary(img.Binary); err != nil {
+		return "", err
+	}
+	b, err := img.build()
+	if err != nil {
+		return "", err
+	}
+	index, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests": []any{map[string]any{
+			"mediaType":   mediaManifest,
+			"digest":      b.manifest.digest,
+			"size":        len(b.manifest.data),
+			"annotations": map[string]string{"org.opencontainers.image.ref.name": ref},
+			"platform":    map[string]string{"architecture": "amd64", "os": "linux"},
+		}},
+	})
+	if err != nil {
+		return "", err
+	}
+	tw := tar.NewWriter(w)
+	file := func(name string, data []byte) error {
+		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		{"index.json", index},
+	}
+	for _, bl := range []blob{b.layer, b.config, b.manifest} {
+		files = append(files, struct {
+			name string
+			data []byte
+		}{"blobs/sha256/" + strings.TrimPrefix(bl.digest, "sha256:"), bl.data})
+	}
+	for _, f := range files {
+		if err := file(f.name, f.data); err != nil {
+			return "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", err
+	}
+	return b.manifest.digest, nil
+}
+
+// ResolveImage implements API: HEAD /v2/REPO/manifests/TAG at the image's
+// registry, anonymously (a public image: a 401 challenge is answered with
+// an anonymous token, and the Fly.io token is never sent there). It
+// returns the manifest's digest; ErrNotFound if there is no such image.
+func (c *Client) ResolveImage(ctx context.Context, ref string) (string, error) {
+	host, repo, tag, err := splitRef(ref)
+	if err != nil {
+		return "", err
+	}
+	base := "https://" + host
+	if u, ok := c.registries[host]; ok {
+		base = u
+	}
+	r := &registry{c: c, repo: repo, anonymous: true, base: base}
+	path := "/v2/" + repo + "/manifests/" + tag
+	u, err := url.Parse(base + path)
+	if err != nil {
+		return "", err
+	}
+	resp, err := r.sendURL(ctx, http.MethodHead, u, "", nil, mediaManifest)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", registryError(http.MethodHead, path, resp)
+	}
+	digest := resp.Header.Get("Docker-Content-Digest")
+	if !strings.HasPrefix(digest, "sha256:") {
+		return "", fmt.Errorf("HEAD %s: no manifest digest in the answer", path)
+	}
+	return digest, nil
+}
+
+// splitRef splits HOST/REPO:TAG.
+func splitRef(ref string) (host, repo, tag string, err error) {
+	host, rest, ok := strings.Cut(ref, "/")
+	i := strings.LastIndexByte(rest, ':')
+	if !ok || i <= 0 || i == len(rest)-1 || !strings.ContainsAny(host, ".:") {
+		return "", "", "", fmt.Errorf("image reference %q is not HOST/REPOSITORY:TAG", ref)
+	}
+	return host, rest[:i], rest[i+1:], nil
 }

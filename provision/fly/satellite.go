@@ -2,6 +2,7 @@ package fly
 
 import (
 	"encoding/base64"
+	"regexp"
 	"strconv"
 )
 
@@ -37,6 +38,21 @@ const (
 	DefaultVolumeGB = 1
 	DefaultMemoryMB = 256
 )
+
+// ReleaseRepository is where a release publishes the satellite's image,
+// tagged with the version (see cmd/release-image and .goreleaser.yaml).
+const ReleaseRepository = "ghcr.io/skypipe/skypipe"
+
+// ReleasedImage is the image reference of a release's satellite.
+func ReleasedImage(version string) string { return ReleaseRepository + ":" + version }
+
+// releaseVersion is a version a release is tagged with: 1.2.3, or a
+// pre-release such as 1.2.3-rc.1; not dev builds or snapshots.
+var releaseVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)(\.?[0-9]+)*)?$`)
+
+// IsRelease tells whether version is a release's, which published its
+// satellite's image.
+func IsRelease(version string) bool { return releaseVersion.MatchString(version) }
 
 // ServeArgs is the satellite's command after the binary.
 func ServeArgs() []string {
