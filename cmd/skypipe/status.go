@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,16 +48,27 @@ func describe(ctx context.Context, g *Globals) error {
 		}
 	}
 	fmt.Printf("satellite: %s (%s)\n", provision.Redact(ep.URL), ep.Source)
+	if ep.Alt != "" {
+		fmt.Printf("also at: %s\n", provision.Redact(ep.Alt))
+	}
+	if ep.Web != "" {
+		fmt.Printf("http face: %s\n", ep.Web)
+	}
 	nc, err := provision.Dial(ep)
 	if err != nil {
 		fmt.Println("reachable: no")
 		return err
 	}
 	defer nc.Close()
+	if ep.Alt != "" {
+		fmt.Printf("connected to: %s\n", nc.ConnectedUrlRedacted())
+	}
 	_, plain := nc.TLSConnectionState()
 	switch {
 	case plain != nil:
 		fmt.Println("tls: no")
+	case ep.WSPublicCA && strings.HasPrefix(nc.ConnectedUrl(), "wss://"):
+		fmt.Println("tls: yes, public CA (a TLS proxy in front)")
 	case ep.Pinned():
 		fmt.Println("tls: yes, CA pinned")
 	default:
