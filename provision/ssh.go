@@ -157,12 +157,12 @@ func (s SSH) hostname(ctx context.Context) (string, error) {
 
 // DeployOptions say what to deploy.
 type DeployOptions struct {
-	Binary  string // the skypipe binary to copy (a Linux ELF executable)
-	Listen  int    // the satellite's port; 0 for DefaultPort
+	Binary string // the skypipe binary to copy (a Linux ELF executable)
+	Listen int    // the satellite's port; 0 for DefaultPort
 	// HTTPSPort is the port of the HTTP face and NATS over WebSocket, 0
 	// for none; equal to Listen, the satellite serves that port only.
 	HTTPSPort int
-	Address string // the name clients dial; "" for ssh's hostname
+	Address   string // the name clients dial; "" for ssh's hostname
 	// Previous is the satellite cached before, if any: its CA and token
 	// are kept when it is on the same host, unless Rotate.
 	Previous *Satellite

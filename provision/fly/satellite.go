@@ -8,7 +8,7 @@ import (
 // The satellite's shape, shared by Deploy, fly.toml and the Dockerfile (a
 // test checks they agree).
 const (
-	Port          = 4222
+	Port = 4222
 	// HTTPPort is where the satellite serves its HTTP face (and NATS over
 	// WebSocket) in plain HTTP, behind Fly's proxy, which terminates TLS on
 	// HTTPSPort with Fly's certificate for APP.fly.dev: the only way onto
