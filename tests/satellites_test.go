@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,9 @@ import (
 //	satserve NAME [FLAG...]  run `skypipe serve` as process NAME: store in
 //	                         $WORK/NAME, log in NAME.log, pid in NAME.pid;
 //	                         on the address NAME had if it ran before. Sets
-//	                         NAME_URL and points SKYPIPE_URL at it.
+//	                         NAME_URL, NAME_PORT and SAT_TOKEN, with --http
+//	                         NAME_HTTP and NAME_HTTP_PORT, and points
+//	                         SKYPIPE_URL at it.
 //	satcluster N             run satellites n1..nN as one JetStream cluster
 //	                         on loopback; SKYPIPE_URL points at n1. Waits
 //	                         until the cluster can create streams.
@@ -96,19 +99,41 @@ func startServe(ts *testscript.TestScript, name string, flags []string) string {
 		<-exited
 	})
 	ts.Check(os.WriteFile(ts.MkAbs(name+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600))
-	line := make(chan string, 1)
+	// serve prints "ready URL", then "http URL" if it serves HTTP, then
+	// closes stdout.
+	lines := make(chan []string, 1)
 	go func() {
-		l, _ := bufio.NewReader(out).ReadString('\n')
-		line <- strings.TrimSpace(l)
+		var got []string
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			got = append(got, strings.TrimSpace(sc.Text()))
+		}
+		lines <- got
 	}()
 	select {
-	case l := <-line:
-		url, ok := strings.CutPrefix(l, "ready ")
+	case got := <-lines:
+		l := strings.Join(got, " | ")
+		if len(got) == 0 {
+			ts.Fatalf("satellite %s did not start; see %s.log", name, name)
+		}
+		url, ok := strings.CutPrefix(got[0], "ready ")
 		if !ok {
 			ts.Fatalf("satellite %s did not start (%q); see %s.log", name, l, name)
 		}
+		if u, err := neturl.Parse(url); err == nil {
+			ts.Setenv(name+"_PORT", u.Port())
+		}
 		url = strings.Replace(url, "nats://", "nats://"+token+"@", 1)
 		ts.Setenv(name+"_URL", url)
+		ts.Setenv("SAT_TOKEN", token)
+		for _, g := range got[1:] {
+			if h, ok := strings.CutPrefix(g, "http "); ok {
+				ts.Setenv(name+"_HTTP", h)
+				if u, err := neturl.Parse(h); err == nil {
+					ts.Setenv(name+"_HTTP_PORT", u.Port())
+				}
+			}
+		}
 		return url
 	case <-time.After(waitLimit):
 		ts.Fatalf("satellite %s was not ready in %v", name, waitLimit)
