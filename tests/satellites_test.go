@@ -123,7 +123,7 @@ func startServe(ts *testscript.TestScript, name string, flags []string) string {
 		if u, err := neturl.Parse(url); err == nil {
 			ts.Setenv(name+"_PORT", u.Port())
 		}
-		url = strings.Replace(url, "nats://", "nats://"+token+"@", 1)
+		url = strings.Replace(url, "://", "://"+token+"@", 1)
 		ts.Setenv(name+"_URL", url)
 		ts.Setenv("SAT_TOKEN", token)
 		for _, g := range got[1:] {

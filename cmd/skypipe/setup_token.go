@@ -18,6 +18,7 @@ type SetupTokenCmd struct {
 	Send    []string      `help:"A pipe the token may send to: a name, or a prefix and '*' (ci-*). Repeat or separate with commas." placeholder:"NAME"`
 	Recv    []string      `help:"A pipe the token may take items from (follow, drop its kept items too). Repeat or separate with commas." placeholder:"NAME"`
 	Expires time.Duration `help:"The token stops working after this long (e.g. 720h); default: never." placeholder:"DUR"`
+	Header  bool          `help:"Print the whole header line, 'Authorization: Bearer TOKEN', for a private file that curl reads with -H @FILE (no token on its command line)."`
 }
 
 // Help is the long help of setup token.
@@ -35,7 +36,8 @@ direction and expiry on every request. Rotating the satellite's token
 Examples:
   skypipe setup token --send logs                 send to "logs", nothing else
   skypipe setup token --recv 'jobs-*' --expires 720h
-  curl -T build.log -H "Authorization: Bearer $TOKEN" https://HOST:8443/p/logs`
+  (umask 077; skypipe setup token --send logs --header > logs.auth)
+  curl -fsS -H @logs.auth -T build.log https://HOST:8443/p/logs`
 }
 
 // Run mints the token.
@@ -75,7 +77,11 @@ func (c *SetupTokenCmd) Run(ctx context.Context, g *Globals, s *SetupCmd) error 
 	if err != nil {
 		return err
 	}
-	fmt.Println(tok)
+	if c.Header {
+		fmt.Println("Authorization: Bearer " + tok)
+	} else {
+		fmt.Println(tok)
+	}
 	printf("a token that may %s, through the HTTP face only; it is a secret: pass it on privately", scope)
 	base := ep.Web
 	if base == "" {
@@ -89,7 +95,8 @@ func (c *SetupTokenCmd) Run(ctx context.Context, g *Globals, s *SetupCmd) error 
 		cacert = "--cacert skypipe-ca.pem "
 		printf("the satellite's certificate comes from its own CA: 'skypipe setup ca > skypipe-ca.pem' writes it")
 	}
-	auth := `-H "Authorization: Bearer $TOKEN"`
+	auth := "-H @FILE.auth"
+	printf("curl reads the header from a private file: (umask 077; skypipe setup token ... --header > FILE.auth)")
 	for _, p := range scope.Send {
 		printf("send: curl -fsS %s%s -T FILE %s/p/%s", cacert, auth, base, pathName(p))
 	}
