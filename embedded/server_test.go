@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/skypipe/skypipe/provision"
 )
 
 func TestStartServesJetStreamWithAuth(t *testing.T) {
@@ -99,6 +100,31 @@ func TestWebsocketListenerAndInProcessClients(t *testing.T) {
 	if err != nil || string(m.Data) != "over websocket" {
 		t.Fatalf("got %v, %v", m, err)
 	}
+}
+
+func TestInProcessClientsOfATLSSatellite(t *testing.T) {
+	ca, err := provision.NewAuthority()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := provision.ServerTLS(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Token: "tok", TLS: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect("test", "tok")
+	if err != nil {
+		t.Fatalf("in-process client of a TLS satellite: %v", err)
+	}
+	nc.Close()
 }
 
 func TestWebsocketStaysOnLoopback(t *testing.T) {
