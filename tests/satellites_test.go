@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,24 +100,14 @@ func startServe(ts *testscript.TestScript, name string, flags []string) string {
 		<-exited
 	})
 	ts.Check(os.WriteFile(ts.MkAbs(name+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600))
-	// serve prints "ready URL", then "http URL" if it serves HTTP, then
-	// closes stdout.
-	lines := make(chan []string, 1)
+	line := make(chan string, 1)
 	go func() {
-		var got []string
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			got = append(got, strings.TrimSpace(sc.Text()))
-		}
-		lines <- got
+		l, _ := bufio.NewReader(out).ReadString('\n')
+		line <- strings.TrimSpace(l)
 	}()
 	select {
-	case got := <-lines:
-		l := strings.Join(got, " | ")
-		if len(got) == 0 {
-			ts.Fatalf("satellite %s did not start; see %s.log", name, name)
-		}
-		url, ok := strings.CutPrefix(got[0], "ready ")
+	case l := <-line:
+		url, ok := strings.CutPrefix(l, "ready ")
 		if !ok {
 			ts.Fatalf("satellite %s did not start (%q); see %s.log", name, l, name)
 		}
@@ -126,12 +117,14 @@ func startServe(ts *testscript.TestScript, name string, flags []string) string {
 		url = strings.Replace(url, "://", "://"+token+"@", 1)
 		ts.Setenv(name+"_URL", url)
 		ts.Setenv("SAT_TOKEN", token)
-		for _, g := range got[1:] {
-			if h, ok := strings.CutPrefix(g, "http "); ok {
-				ts.Setenv(name+"_HTTP", h)
-				if u, err := neturl.Parse(h); err == nil {
-					ts.Setenv(name+"_HTTP_PORT", u.Port())
-				}
+		// serve says where its HTTP face is before it says it is ready.
+		log, err := os.ReadFile(ts.MkAbs(name + ".log"))
+		ts.Check(err)
+		if m := httpFaceLine.FindAllSubmatch(log, -1); len(m) > 0 {
+			h := string(m[len(m)-1][1])
+			ts.Setenv(name+"_HTTP", h)
+			if u, err := neturl.Parse(h); err == nil {
+				ts.Setenv(name+"_HTTP_PORT", u.Port())
 			}
 		}
 		return url
@@ -140,6 +133,9 @@ func startServe(ts *testscript.TestScript, name string, flags []string) string {
 	}
 	return ""
 }
+
+// httpFaceLine is how serve tells where its HTTP face listens.
+var httpFaceLine = regexp.MustCompile(`skypipe: HTTP face on (\S+) `)
 
 func cmdSatServe(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 {

@@ -51,7 +51,8 @@ Kept items are capped by --max-store; senders past the cap fail with
 satellites form a JetStream cluster (all with the same token); with three
 or more members, each pipe's kept items are replicated on three.
 
-With TLS off loopback it also serves the HTTP face on port 8443 (--http):
+With TLS off loopback it also serves the HTTP face on port 8443 (--http; a
+random port if --listen has port 0), and says where on stderr:
 curl and browsers send and take items there, with the token (or a narrow one,
 'skypipe setup token') in an Authorization header, and skypipe clients reach
 NATS over WebSocket there (wss://HOST:8443) where only HTTPS gets out.
@@ -104,7 +105,7 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	httpAddr, err := c.httpAddr(host, token != "", tlsConfig != nil)
+	httpAddr, err := c.httpAddr(c.Listen, token != "", tlsConfig != nil)
 	if err != nil {
 		return err
 	}
@@ -125,18 +126,14 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 		srv.Shutdown()
 		return err
 	}
+	if face != nil {
+		printf("HTTP face on %s (curl, the browser page, NATS over WebSocket)", face.URL())
+	}
 	if c.Ready {
-		ready := fmt.Sprintf("ready %s\n", srv.URL())
-		if face != nil {
-			ready += fmt.Sprintf("http %s\n", face.URL())
-		}
-		fmt.Print(ready)
+		fmt.Printf("ready %s\n", srv.URL())
 		os.Stdout.Close()
 	} else {
 		printf("satellite listening on %s, store %s (cap %s)", srv.URL(), c.Store, humanBytes(maxStore))
-		if face != nil {
-			printf("HTTP face on %s (curl, the browser page, NATS over WebSocket)", face.URL())
-		}
 	}
 	go func() {
 		<-ctx.Done()

@@ -18,13 +18,17 @@ const defaultHTTPPort = "8443"
 
 // httpAddr resolves --http: "" for no HTTP face. Off loopback the face needs
 // a token, and TLS unless a proxy in front brings it (--http-proxied).
-func (c *ServeCmd) httpAddr(listenHost string, token, tls bool) (string, error) {
+func (c *ServeCmd) httpAddr(listen string, token, tls bool) (string, error) {
+	listenHost, listenPort, _ := net.SplitHostPort(listen)
 	switch c.HTTP {
 	case "off", "":
 		return "", nil
 	case "auto":
 		if isLoopback(listenHost) || !tls {
 			return "", nil
+		}
+		if listenPort == "0" {
+			return net.JoinHostPort(listenHost, "0"), nil
 		}
 		return net.JoinHostPort(listenHost, defaultHTTPPort), nil
 	}
