@@ -406,3 +406,39 @@ func TestThePage(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiverGoneKeepsTheItem: a GET that goes away mid-item leaves the
+// kept item whole in the pipe for the next one.
+func TestReceiverGoneKeepsTheItem(t *testing.T) {
+	f := newFace(t, false)
+	data := make([]byte, 16<<20)
+	rand.Read(data)
+	readAll(t, f.do(t, "PUT", "/p/big", satToken, bytes.NewReader(data)))
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.http.URL+"/p/big", nil)
+	req.Header.Set("Authorization", "Bearer "+satToken)
+	resp, err := f.http.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the client goes away 1 MiB in
+	resp.Body.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp := f.do(t, "GET", "/p/big?timeout=5s", satToken, nil)
+		got := readAll(t, resp)
+		if resp.StatusCode == 200 {
+			if got != string(data) {
+				t.Fatalf("the next receiver got %d bytes, not the whole item", len(got))
+			}
+			return
+		}
+		// The first receiver's claim may not be released yet.
+		if time.Now().After(deadline) {
+			t.Fatalf("the item did not come back: %d %s", resp.StatusCode, got)
+		}
+	}
+}
