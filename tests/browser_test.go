@@ -61,7 +61,7 @@ func helperBrowser() int {
 		// Names resolve nowhere: the page is on a loopback address, and
 		// nothing else may be reached (no DNS traffic either).
 		chromedp.Flag("dns-prefetch-disable", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND"),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 		chromedp.WindowSize(412, 915), // a phone's screen
 	)
 	defer cancelAlloc()
