@@ -18,4 +18,4 @@ RUN CGO_ENABLED=0 GOOS=linux GOARCH=$TARGETARCH go build -trimpath \
 FROM scratch
 COPY --from=build /skypipe /skypipe
 ENTRYPOINT ["/skypipe"]
-CMD ["serve", "--listen", "0.0.0.0:4222", "--store", "/data/store"]
+CMD ["serve", "--listen", "0.0.0.0:4222", "--store", "/data/store", "--http", "0.0.0.0:8080", "--http-proxied"]

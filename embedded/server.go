@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // Errors callers tell apart.
@@ -45,6 +46,11 @@ type Config struct {
 	// Cluster, if its Listen is set, joins the satellite to a JetStream
 	// cluster.
 	Cluster Cluster
+	// Websocket, if set, also serves NATS over WebSocket on this loopback
+	// address (port 0 picks one), without TLS and with the same token: the
+	// HTTP face (embedded/web) is its front door, which brings TLS and
+	// shares one public port with the HTTP API.
+	Websocket string
 }
 
 // Cluster says how a satellite joins a cluster of satellites.
@@ -60,7 +66,8 @@ type Cluster struct {
 
 // Server is a running satellite.
 type Server struct {
-	ns *server.Server
+	ns   *server.Server
+	opts *server.Options // the server's own: it writes the ports it picked there
 }
 
 // readyTimeout bounds how long Start waits for the server to accept clients.
@@ -103,6 +110,11 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if cfg.Websocket != "" {
+		if err := websocketOptions(opts, cfg.Websocket); err != nil {
+			return nil, err
+		}
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("configuring satellite: %w", err)
@@ -119,7 +131,7 @@ func Start(cfg Config) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("%w: JetStream is off", ErrNotReady)
 	}
-	return &Server{ns: ns}, nil
+	return &Server{ns: ns, opts: opts}, nil
 }
 
 // checkFree tells ErrAddrInUse apart before the server starts: nats-server
@@ -135,11 +147,63 @@ func checkFree(addr string) error {
 	return l.Close()
 }
 
+// websocketOptions sets nats-server's own WebSocket listener, on loopback
+// only: it speaks plain WebSocket, and TLS is the front door's.
+func websocketOptions(opts *server.Options, addr string) error {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("websocket address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("websocket address %q: the plain WebSocket listener stays on a loopback address", addr)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return fmt.Errorf("websocket address %q: bad port", addr)
+	}
+	if port == 0 {
+		port = -1 // nats-server's "any free port"
+	}
+	opts.Websocket.Host = host
+	opts.Websocket.Port = port
+	opts.Websocket.NoTLS = true
+	opts.Websocket.HandshakeTimeout = 10 * time.Second
+	return nil
+}
+
 // URL is the satellite's client URL, without credentials.
 func (s *Server) URL() string { return s.ns.ClientURL() }
 
 // Addr is the address the satellite listens on.
 func (s *Server) Addr() net.Addr { return s.ns.Addr() }
+
+// WebsocketAddr is the loopback host:port of the plain WebSocket listener
+// (Config.Websocket), or "" if there is none.
+func (s *Server) WebsocketAddr() string {
+	ws := s.opts.Websocket
+	if ws.Port <= 0 {
+		return ""
+	}
+	return net.JoinHostPort(ws.Host, strconv.Itoa(ws.Port))
+}
+
+// Connect opens a client connection to the satellite inside this process
+// (no socket), presenting token. Like every skypipe client it does not
+// reconnect: a pipe must not go on after a gap.
+func (s *Server) Connect(name, token string) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.InProcessServer(s.ns),
+		nats.Name(name),
+		nats.NoReconnect(),
+		nats.IgnoreDiscoveredServers(),
+	}
+	if token != "" {
+		opts = append(opts, nats.Token(token))
+	}
+	// No socket is dialled; a nats:// URL keeps the client from asking for
+	// TLS, which a connection inside the process does not need.
+	return nats.Connect("nats://127.0.0.1", opts...)
+}
 
 // Shutdown stops the satellite and waits until it has.
 func (s *Server) Shutdown() {

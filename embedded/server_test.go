@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/skypipe/skypipe/provision"
 )
 
 func TestStartServesJetStreamWithAuth(t *testing.T) {
@@ -57,5 +59,79 @@ func TestStartTellsAddressInUse(t *testing.T) {
 	}
 	if !errors.Is(err, ErrAddrInUse) {
 		t.Fatalf("err = %v, want ErrAddrInUse", err)
+	}
+}
+
+func TestWebsocketListenerAndInProcessClients(t *testing.T) {
+	srv, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Token: "tok", Websocket: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	addr := srv.WebsocketAddr()
+	if addr == "" {
+		t.Fatal("no WebSocket address")
+	}
+	if _, err := nats.Connect("ws://"+addr, nats.NoReconnect()); err == nil {
+		t.Fatal("a WebSocket client without the token was let in")
+	}
+	ws, err := nats.Connect("ws://"+addr, nats.Token("tok"), nats.NoReconnect())
+	if err != nil {
+		t.Fatalf("WebSocket client: %v", err)
+	}
+	defer ws.Close()
+	if _, err := srv.Connect("test", "wrong"); err == nil {
+		t.Fatal("an in-process client with a wrong token was let in")
+	}
+	in, err := srv.Connect("test", "tok")
+	if err != nil {
+		t.Fatalf("in-process client: %v", err)
+	}
+	defer in.Close()
+	sub, err := in.SubscribeSync("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Flush()
+	if err := ws.Publish("x", []byte("over websocket")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(5 * time.Second)
+	if err != nil || string(m.Data) != "over websocket" {
+		t.Fatalf("got %v, %v", m, err)
+	}
+}
+
+func TestInProcessClientsOfATLSSatellite(t *testing.T) {
+	ca, err := provision.NewAuthority()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := provision.ServerTLS(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Token: "tok", TLS: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect("test", "tok")
+	if err != nil {
+		t.Fatalf("in-process client of a TLS satellite: %v", err)
+	}
+	nc.Close()
+}
+
+func TestWebsocketStaysOnLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", "localhost:0", "127.0.0.1"} {
+		if srv, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Websocket: addr}); err == nil {
+			srv.Shutdown()
+			t.Errorf("Start with Websocket %q succeeded", addr)
+		}
 	}
 }

@@ -4,18 +4,31 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/skypipe/skypipe/embedded/web"
 )
 
 // Endpoint is a satellite a client can reach.
 type Endpoint struct {
-	URL    string // nats://host:port, never with credentials
+	URL    string // nats://, tls://, wss:// (or ws:// on loopback), never with credentials
 	Token  string
 	Source string // where it came from: "local", "--url", "ssh", "join", "fly", "context NAME"
 	PID    int    // the local satellite's process, if known
+
+	// Alt is another way to the same satellite, tried when URL is
+	// unreachable: NATS over WebSocket beside raw NATS, or the reverse.
+	Alt string
+	// WSPublicCA: the satellite's wss:// URLs present a certificate from
+	// a public CA (a TLS proxy in front of it: Fly.io's), checked against
+	// the system's CAs rather than the pinned one.
+	WSPublicCA bool
+	// Web is the satellite's HTTP face (https://HOST:PORT), if it has one.
+	Web string
 
 	// CAPEM, if set, is the only CA the client trusts for the satellite's
 	// certificate (pinned), and the connection must be TLS.
@@ -40,15 +53,39 @@ func (ep Endpoint) Pinned() bool { return len(ep.CAPEM) > 0 }
 // dialTimeout bounds a connection attempt.
 const dialTimeout = 3 * time.Second
 
-// Dial connects to an endpoint. A client that loses its connection fails
-// rather than reconnecting: a pipe must not go on after a gap.
+// Dial connects to an endpoint: its URL, else its Alt if URL is
+// unreachable. A client that loses its connection fails rather than
+// reconnecting: a pipe must not go on after a gap.
 func Dial(ep Endpoint) (*nats.Conn, error) {
+	if web.IsNarrow(ep.Token) {
+		return nil, ErrNarrowToken
+	}
+	nc, err := dialURL(ep, ep.URL)
+	if err != nil && ep.Alt != "" && errors.Is(err, ErrUnreachable) {
+		nc, altErr := dialURL(ep, ep.Alt)
+		if altErr == nil {
+			return nc, nil
+		}
+		if !errors.Is(altErr, ErrUnreachable) {
+			return nil, altErr
+		}
+		return nil, fmt.Errorf("%w; %v", err, strings.TrimPrefix(altErr.Error(), ErrUnreachable.Error()+" "))
+	}
+	return nc, err
+}
+
+func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("%w: %q is not a URL", ErrUnreachable, Redact(raw))
+	}
 	opts := []nats.Option{
 		nats.Name("skypipe"),
 		nats.Timeout(dialTimeout),
 		nats.NoReconnect(),
 		nats.PingInterval(20 * time.Second),
 		nats.MaxPingsOutstanding(3),
+		nats.IgnoreDiscoveredServers(),
 	}
 	if ep.Token != "" {
 		opts = append(opts, nats.Token(ep.Token))
@@ -66,9 +103,10 @@ func Dial(ep Endpoint) (*nats.Conn, error) {
 		}
 		opts = append(opts, opt)
 	}
-	if ep.Pinned() || ep.CertFile != "" {
+	publicCA := u.Scheme == "wss" && ep.WSPublicCA
+	if u.Scheme != "ws" && (ep.Pinned() || ep.CertFile != "" || u.Scheme == "wss") {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if ep.Pinned() {
+		if ep.Pinned() && !publicCA {
 			var err error
 			if cfg, err = clientTLS(ep.CAPEM); err != nil {
 				return nil, err
@@ -83,17 +121,42 @@ func Dial(ep Endpoint) (*nats.Conn, error) {
 		}
 		opts = append(opts, nats.Secure(cfg))
 	}
-	nc, err := nats.Connect(ep.URL, opts...)
+	hostport := u.Host
+	if u.Port() == "" {
+		hostport = net.JoinHostPort(u.Hostname(), defaultPort(u.Scheme))
+	}
+	proxy, err := proxyFor(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, Redact(raw), err)
+	}
+	via := ""
+	if proxy != nil {
+		// The proxy resolves the name: this machine may not be able to.
+		opts = append(opts, nats.SetCustomDialer(connectDialer{proxy: proxy, timeout: dialTimeout}), nats.SkipHostLookup())
+		via = " through the proxy " + redactProxy(proxy)
+	}
+	nc, err := nats.Connect(raw, opts...)
 	if err != nil {
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
-			return nil, fmt.Errorf("%w at %s", ErrAuth, Redact(ep.URL))
+			return nil, fmt.Errorf("%w at %s", ErrAuth, Redact(raw))
 		}
 		if isCertError(err) {
-			return nil, fmt.Errorf("%w at %s: %v", ErrCertificate, Redact(ep.URL), certReason(err))
+			return nil, fmt.Errorf("%w at %s: %v", ErrCertificate, Redact(raw), certReason(err))
 		}
-		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, Redact(ep.URL), err)
+		return nil, fmt.Errorf("%w at %s%s: %v", ErrUnreachable, Redact(raw), via, err)
 	}
 	return nc, nil
+}
+
+// defaultPort is the port of a URL that names none.
+func defaultPort(scheme string) string {
+	switch scheme {
+	case "wss":
+		return "443"
+	case "ws":
+		return "80"
+	}
+	return "4222"
 }
 
 // FromURL is the endpoint a user names with --url or SKYPIPE_URL. A token
@@ -101,12 +164,16 @@ func Dial(ep Endpoint) (*nats.Conn, error) {
 func FromURL(raw string) (Endpoint, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return Endpoint{}, fmt.Errorf("%q is not a URL like nats://host:4222", Redact(raw))
+		return Endpoint{}, fmt.Errorf("%q is not a URL like nats://host:4222 or wss://host", Redact(raw))
 	}
 	switch u.Scheme {
-	case "nats", "tls":
+	case "nats", "tls", "wss":
+	case "ws":
+		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return Endpoint{}, fmt.Errorf("%q: ws:// would send the token in clear off loopback; use wss://", Redact(raw))
+		}
 	default:
-		return Endpoint{}, fmt.Errorf("%q: the scheme must be nats:// or tls://", Redact(raw))
+		return Endpoint{}, fmt.Errorf("%q: the scheme must be nats://, tls://, wss:// (or ws:// on loopback)", Redact(raw))
 	}
 	ep := Endpoint{Source: "--url"}
 	if _, hasPassword := u.User.Password(); u.User != nil && !hasPassword {

@@ -16,7 +16,13 @@ func TestFromURL(t *testing.T) {
 		{"nats://s3cret@host:4222", "nats://host:4222", "s3cret", true},
 		{"tls://tok@host:4222", "tls://host:4222", "tok", true},
 		{"nats://user:pw@host:4222", "nats://user:pw@host:4222", "", true},
+		{"wss://tok@sky.example", "wss://sky.example", "tok", true},
+		{"wss://tok@sky.example:8443/", "wss://sky.example:8443/", "tok", true},
+		{"ws://tok@127.0.0.1:8080", "ws://127.0.0.1:8080", "tok", true},
+		{"ws://tok@localhost:8080", "ws://localhost:8080", "tok", true},
+		{"ws://tok@sky.example:8080", "", "", false}, // the token in clear off loopback
 		{"http://host:4222", "", "", false},
+		{"https://host", "", "", false},
 		{"host:4222", "", "", false},
 		{"", "", "", false},
 	} {

@@ -13,6 +13,9 @@ var (
 	// ErrCertificate: the satellite's certificate is not the pinned one,
 	// names another host, or has expired.
 	ErrCertificate = errors.New("satellite certificate not trusted")
+	// ErrNarrowToken: the token is a narrow one, which opens the
+	// satellite's HTTP face only, not its NATS listeners.
+	ErrNarrowToken = errors.New("a narrow token works with the satellite's HTTP face only (curl, the browser page), not with skypipe or NATS clients")
 	// ErrNoLocal: no local satellite is running.
 	ErrNoLocal = errors.New("no local satellite is running")
 )

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +15,14 @@ import (
 // one, cached in $XDG_CONFIG_HOME/skypipe/satellite.json (0600).
 type Satellite struct {
 	Kind  string `json:"kind"` // "ssh", "join" or "fly"
-	URL   string `json:"url"`  // nats://host:port, without credentials
+	URL   string `json:"url"`  // nats://host:port or wss://host:port, without credentials
 	Token string `json:"token"`
+	// Alt is the satellite's other transport, tried when URL is
+	// unreachable (Endpoint.Alt); Web its HTTP face (https://); WSPublicCA
+	// says its wss:// URLs present a public certificate (Fly.io's proxy).
+	Alt        string `json:"alt_url,omitempty"`
+	Web        string `json:"web_url,omitempty"`
+	WSPublicCA bool   `json:"ws_public_ca,omitempty"`
 	// CAPEM is the pinned CA certificate; CAKeyPEM its key, kept only on
 	// the machine that deployed the satellite, to issue its next
 	// certificate with the same CA.
@@ -37,7 +44,7 @@ type FlyDeployment struct {
 
 // Endpoint is how a client reaches the satellite.
 func (s Satellite) Endpoint() Endpoint {
-	return Endpoint{URL: s.URL, Token: s.Token, CAPEM: []byte(s.CAPEM), Source: s.Kind}
+	return Endpoint{URL: s.URL, Alt: s.Alt, Web: s.Web, WSPublicCA: s.WSPublicCA, Token: s.Token, CAPEM: []byte(s.CAPEM), Source: s.Kind}
 }
 
 // Authority is the CA the satellite's certificate comes from, if this
@@ -106,15 +113,19 @@ func ForgetSatellite(p Paths) error {
 const joinPrefix = "skypipe1:"
 
 type joinFields struct {
-	URL   string `json:"u"`
-	Token string `json:"t"`
-	CA    string `json:"ca"`
+	URL        string `json:"u"`
+	Token      string `json:"t"`
+	CA         string `json:"ca"`
+	Alt        string `json:"a,omitempty"`
+	Web        string `json:"w,omitempty"`
+	WSPublicCA bool   `json:"wp,omitempty"`
 }
 
 // JoinString is one line that carries everything another machine needs to
-// use the satellite: URL, token and pinned CA. It holds the token: a secret.
+// use the satellite: its transports (URL, Alt, Web), token and pinned CA. It
+// holds the token: a secret.
 func (s Satellite) JoinString() string {
-	b, _ := json.Marshal(joinFields{URL: s.URL, Token: s.Token, CA: s.CAPEM})
+	b, _ := json.Marshal(joinFields{URL: s.URL, Token: s.Token, CA: s.CAPEM, Alt: s.Alt, Web: s.Web, WSPublicCA: s.WSPublicCA})
 	return joinPrefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
@@ -139,5 +150,13 @@ func ParseJoin(str string) (Satellite, error) {
 	if _, err := clientTLS([]byte(f.CA)); err != nil {
 		return Satellite{}, fmt.Errorf("%w: %v", ErrJoinString, err)
 	}
-	return Satellite{Kind: "join", URL: f.URL, Token: f.Token, CAPEM: f.CA}, nil
+	if f.Alt != "" {
+		if _, err := FromURL(f.Alt); err != nil {
+			return Satellite{}, fmt.Errorf("%w: its second URL: %v", ErrJoinString, err)
+		}
+	}
+	if u, err := url.Parse(f.Web); f.Web != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+		return Satellite{}, fmt.Errorf("%w: its HTTP face %q is not an https:// URL", ErrJoinString, f.Web)
+	}
+	return Satellite{Kind: "join", URL: f.URL, Alt: f.Alt, Web: f.Web, WSPublicCA: f.WSPublicCA, Token: f.Token, CAPEM: f.CA}, nil
 }

@@ -27,7 +27,24 @@ func TestJoinStringRoundTrip(t *testing.T) {
 	if strings.Contains(str, "PRIVATE") {
 		t.Fatal("the join string carries the CA's key")
 	}
-	for _, bad := range []string{"", "skypipe1:", "skypipe1:!!!", str[:len(str)/2], "nats://host:4222", "skypipe1:e30"} {
+	// Both transports and the HTTP face travel with it.
+	sat.Alt, sat.Web, sat.WSPublicCA = "wss://sky.example", "https://sky.example", true
+	got, err = ParseJoin(sat.JoinString())
+	if err != nil || got.Alt != sat.Alt || got.Web != sat.Web || !got.WSPublicCA {
+		t.Fatalf("ParseJoin with transports = %+v, %v", got, err)
+	}
+	if ep := got.Endpoint(); ep.Alt != sat.Alt || ep.Web != sat.Web || !ep.WSPublicCA {
+		t.Fatalf("Endpoint = %+v", ep)
+	}
+	wsOnly := Satellite{Kind: "ssh", URL: "wss://sky.example:443", Web: "https://sky.example:443", Token: "t0k", CAPEM: string(ca.CertPEM)}
+	if got, err := ParseJoin(wsOnly.JoinString()); err != nil || got.URL != wsOnly.URL {
+		t.Fatalf("a WebSocket-only satellite: %+v, %v", got, err)
+	}
+	badWeb := wsOnly
+	badWeb.Web = "http://sky.example"
+	badAlt := wsOnly
+	badAlt.Alt = "ws://sky.example"
+	for _, bad := range []string{"", "skypipe1:", "skypipe1:!!!", str[:len(str)/2], "nats://host:4222", "skypipe1:e30", badWeb.JoinString(), badAlt.JoinString()} {
 		if _, err := ParseJoin(bad); !errors.Is(err, ErrJoinString) {
 			t.Errorf("ParseJoin(%q) err = %v, want ErrJoinString", bad, err)
 		}

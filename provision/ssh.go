@@ -57,6 +57,10 @@ type SSHDeployment struct {
 	Config  string   `json:"config_dir"` // token, certificate and key (0700)
 	Data    string   `json:"data_dir"`   // store, log, pid file (0700)
 	Listen  int      `json:"listen_port"`
+	// HTTPSPort serves the HTTP face and NATS over WebSocket (0: none).
+	// Equal to Listen, it is the satellite's one public port: raw NATS
+	// then listens on loopback only.
+	HTTPSPort int `json:"https_port,omitempty"`
 }
 
 // SSH is how to reach the deployment's host again.
@@ -153,9 +157,12 @@ func (s SSH) hostname(ctx context.Context) (string, error) {
 
 // DeployOptions say what to deploy.
 type DeployOptions struct {
-	Binary  string // the skypipe binary to copy (a Linux ELF executable)
-	Listen  int    // the satellite's port; 0 for DefaultPort
-	Address string // the name clients dial; "" for ssh's hostname
+	Binary string // the skypipe binary to copy (a Linux ELF executable)
+	Listen int    // the satellite's port; 0 for DefaultPort
+	// HTTPSPort is the port of the HTTP face and NATS over WebSocket, 0
+	// for none; equal to Listen, the satellite serves that port only.
+	HTTPSPort int
+	Address   string // the name clients dial; "" for ssh's hostname
 	// Previous is the satellite cached before, if any: its CA and token
 	// are kept when it is on the same host, unless Rotate.
 	Previous *Satellite
@@ -198,6 +205,7 @@ func (s SSH) Deploy(ctx context.Context, o DeployOptions) (Satellite, error) {
 	d := SSHDeployment{
 		Target: s.Target, Port: s.Port, Options: s.Options,
 		Service: "process", Bin: host["bin"], Config: host["config"], Data: host["data"], Listen: o.Listen,
+		HTTPSPort: o.HTTPSPort,
 	}
 	if d.Bin == "" || d.Config == "" || d.Data == "" {
 		return Satellite{}, fmt.Errorf("%w: the host did not say where its home is", ErrRemote)
@@ -252,11 +260,14 @@ chmod 600 "$cfg/token" "$cfg/cert.pem" "$cfg/key.pem"`, shellQuote(d.Config)), b
 		return Satellite{}, fmt.Errorf("writing the token and certificate: %w", err)
 	}
 
-	progress(fmt.Sprintf("starting the satellite on %s (port %d, %s)", s.Target, d.Listen, d.Service))
+	progress(fmt.Sprintf("starting the satellite on %s (%s, %s)", s.Target, d.ports(), d.Service))
 	if out, err := s.run(ctx, d.stopScript()+d.startScript(), nil); err != nil {
 		var re *remoteError
 		if errors.As(err, &re) && strings.Contains(re.stdout+re.stderr, "address already in use") {
-			return Satellite{}, fmt.Errorf("%w: port %d on %s", ErrPortInUse, d.Listen, s.Target)
+			return Satellite{}, fmt.Errorf("%w: %s on %s", ErrPortInUse, d.ports(), s.Target)
+		}
+		if errors.As(err, &re) && strings.Contains(re.stdout+re.stderr, "permission denied") && min(d.Listen, d.HTTPSPort) < 1024 {
+			return Satellite{}, fmt.Errorf("%w: the satellite may not listen on %s there: ports below 1024 need root, or 'sysctl net.ipv4.ip_unprivileged_port_start=443' on the host", ErrRemote, d.ports())
 		}
 		if errors.As(err, &re) {
 			return Satellite{}, fmt.Errorf("%w: the satellite did not start: %s", ErrRemote, lastLines(re.stdout+"\n"+re.stderr, 3))
@@ -274,13 +285,26 @@ chmod 600 "$cfg/token" "$cfg/cert.pem" "$cfg/key.pem"`, shellQuote(d.Config)), b
 	return sat, nil
 }
 
+// ports says which ports the satellite listens on, for people.
+func (d SSHDeployment) ports() string {
+	switch d.HTTPSPort {
+	case 0:
+		return fmt.Sprintf("port %d", d.Listen)
+	case d.Listen:
+		return fmt.Sprintf("port %d: HTTPS and NATS over WebSocket", d.HTTPSPort)
+	}
+	return fmt.Sprintf("port %d, and %d for HTTPS and NATS over WebSocket", d.Listen, d.HTTPSPort)
+}
+
 // credentials keeps the CA and token of a previous deployment on the same
 // host, so machines that joined it keep working; else makes new ones.
 func credentials(o DeployOptions, target, address string) (Satellite, error) {
-	url := "nats://" + net.JoinHostPort(address, strconv.Itoa(o.Listen))
+	sat := Satellite{Kind: "ssh"}
+	transports(&sat, address, o.Listen, o.HTTPSPort)
 	if p := o.Previous; p != nil && !o.Rotate && p.SSH != nil && p.SSH.Target == target {
 		if _, ok := p.Authority(); ok && p.Token != "" {
-			return Satellite{Kind: "ssh", URL: url, Token: p.Token, CAPEM: p.CAPEM, CAKeyPEM: p.CAKeyPEM}, nil
+			sat.Token, sat.CAPEM, sat.CAKeyPEM = p.Token, p.CAPEM, p.CAKeyPEM
+			return sat, nil
 		}
 	}
 	ca, err := NewAuthority()
@@ -291,7 +315,24 @@ func credentials(o DeployOptions, target, address string) (Satellite, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return Satellite{}, err
 	}
-	return Satellite{Kind: "ssh", URL: url, Token: hex.EncodeToString(b[:]), CAPEM: string(ca.CertPEM), CAKeyPEM: string(ca.KeyPEM)}, nil
+	sat.Token, sat.CAPEM, sat.CAKeyPEM = hex.EncodeToString(b[:]), string(ca.CertPEM), string(ca.KeyPEM)
+	return sat, nil
+}
+
+// transports sets the satellite's URLs: raw NATS on listen, and the HTTP
+// face with NATS over WebSocket on httpsPort; on one port, that port only.
+func transports(sat *Satellite, address string, listen, httpsPort int) {
+	sat.URL = "nats://" + net.JoinHostPort(address, strconv.Itoa(listen))
+	if httpsPort == 0 {
+		return
+	}
+	hp := net.JoinHostPort(address, strconv.Itoa(httpsPort))
+	sat.Web = "https://" + hp
+	if httpsPort == listen {
+		sat.URL = "wss://" + hp
+		return
+	}
+	sat.Alt = "wss://" + hp
 }
 
 func certHosts(address, extra string) []string {
@@ -334,8 +375,8 @@ fi
 
 // vars sets the shell variables the scripts below use.
 func (d SSHDeployment) vars() string {
-	return fmt.Sprintf("bin=%s\ncfg=%s\ndata=%s\nport=%d\nunit=%s\n",
-		shellQuote(d.Bin), shellQuote(d.Config), shellQuote(d.Data), d.Listen, serviceName)
+	return fmt.Sprintf("bin=%s\ncfg=%s\ndata=%s\nport=%d\nhttpsport=%d\nunit=%s\n",
+		shellQuote(d.Bin), shellQuote(d.Config), shellQuote(d.Data), d.Listen, d.HTTPSPort, serviceName)
 }
 
 // stopScript stops a satellite this deployment started before: the user
@@ -367,10 +408,22 @@ fi
 `
 }
 
+// listenArgs are serve's listening flags, as shell words.
+func (d SSHDeployment) listenArgs() string {
+	switch d.HTTPSPort {
+	case 0:
+		return `--listen "0.0.0.0:$port" --http off`
+	case d.Listen:
+		// One public port: HTTPS. Raw NATS stays on loopback.
+		return `--listen 127.0.0.1:0 --http "0.0.0.0:$httpsport"`
+	}
+	return `--listen "0.0.0.0:$port" --http "0.0.0.0:$httpsport"`
+}
+
 // startScript starts the satellite and waits for its ready line, or for
 // its error.
 func (d SSHDeployment) startScript() string {
-	serve := `"$bin" serve --listen "0.0.0.0:$port" --store "$data/store" --token-file "$cfg/token" --tls-cert "$cfg/cert.pem" --tls-key "$cfg/key.pem" --ready --log`
+	serve := `"$bin" serve ` + d.listenArgs() + ` --store "$data/store" --token-file "$cfg/token" --tls-cert "$cfg/cert.pem" --tls-key "$cfg/key.pem" --ready --log`
 	s := `
 set -e
 umask 077

@@ -61,3 +61,21 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestDeploymentTransports(t *testing.T) {
+	for _, tc := range []struct {
+		listen, https      int
+		url, alt, web, arg string
+	}{
+		{4222, 0, "nats://h:4222", "", "", `--listen "0.0.0.0:$port" --http off`},
+		{4222, 8443, "nats://h:4222", "wss://h:8443", "https://h:8443", `--listen "0.0.0.0:$port" --http "0.0.0.0:$httpsport"`},
+		{443, 443, "wss://h:443", "", "https://h:443", `--listen 127.0.0.1:0 --http "0.0.0.0:$httpsport"`},
+	} {
+		var sat Satellite
+		transports(&sat, "h", tc.listen, tc.https)
+		d := SSHDeployment{Listen: tc.listen, HTTPSPort: tc.https}
+		if sat.URL != tc.url || sat.Alt != tc.alt || sat.Web != tc.web || d.listenArgs() != tc.arg {
+			t.Errorf("ports %d, %d: %q %q %q, serve %s", tc.listen, tc.https, sat.URL, sat.Alt, sat.Web, d.listenArgs())
+		}
+	}
+}

@@ -115,6 +115,10 @@ func conn(ts *testscript.TestScript) *nats.Conn {
 		ep, err = provision.Local{Paths: paths}.Endpoint()
 	}
 	ts.Check(err)
+	if ca := ts.Getenv("SKYPIPE_TLS_CA"); ca != "" {
+		ep.CAPEM, err = os.ReadFile(ts.MkAbs(ca))
+		ts.Check(err)
+	}
 	nc, err := provision.Dial(ep)
 	ts.Check(err)
 	return nc

@@ -21,7 +21,10 @@ import (
 //	lines PREFIX N    print "PREFIX 1" ... "PREFIX N"
 //	tailx FILE        print FILE's lines as they are appended, like tail -f,
 //	                  and exit at a line "STOP"
+//	browser ...       drive the satellite's page in headless Chromium
+//	                  (browser_test.go)
 var helperCommands = map[string]func() int{
+	"browser": helperBrowser,
 	"gen":     helperGen,
 	"slowcat": helperSlowcat,
 	"feed":    helperFeed,

@@ -79,6 +79,9 @@ func params(dir string) testscript.Params {
 			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 			env.Setenv("XDG_DATA_HOME", filepath.Join(env.WorkDir, ".data"))
 			env.Setenv("SKYPIPE_URL", "")
+			// A deployment's HTTPS port is a script's choice (--https-port
+			// with a free port): two scripts must not both take 8443.
+			env.Setenv("SKYPIPE_SETUP_HTTPS_PORT", "0")
 			env.Setenv("GOCACHE", goCache)
 			env.Defer(func() { stopLocalSatellite(env) })
 			skipIfMissing(env, dir)
@@ -107,5 +110,6 @@ func commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 	maps.Copy(all, remoteCommands)
 	maps.Copy(all, shipCommands)
 	maps.Copy(all, completeCommands)
+	maps.Copy(all, httpCommands)
 	return all
 }

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,7 +32,9 @@ import (
 //	satserve NAME [FLAG...]  run `skypipe serve` as process NAME: store in
 //	                         $WORK/NAME, log in NAME.log, pid in NAME.pid;
 //	                         on the address NAME had if it ran before. Sets
-//	                         NAME_URL and points SKYPIPE_URL at it.
+//	                         NAME_URL, NAME_PORT and SAT_TOKEN, with --http
+//	                         NAME_HTTP and NAME_HTTP_PORT, and points
+//	                         SKYPIPE_URL at it.
 //	satcluster N             run satellites n1..nN as one JetStream cluster
 //	                         on loopback; SKYPIPE_URL points at n1. Waits
 //	                         until the cluster can create streams.
@@ -107,14 +111,31 @@ func startServe(ts *testscript.TestScript, name string, flags []string) string {
 		if !ok {
 			ts.Fatalf("satellite %s did not start (%q); see %s.log", name, l, name)
 		}
-		url = strings.Replace(url, "nats://", "nats://"+token+"@", 1)
+		if u, err := neturl.Parse(url); err == nil {
+			ts.Setenv(name+"_PORT", u.Port())
+		}
+		url = strings.Replace(url, "://", "://"+token+"@", 1)
 		ts.Setenv(name+"_URL", url)
+		ts.Setenv("SAT_TOKEN", token)
+		// serve says where its HTTP face is before it says it is ready.
+		log, err := os.ReadFile(ts.MkAbs(name + ".log"))
+		ts.Check(err)
+		if m := httpFaceLine.FindAllSubmatch(log, -1); len(m) > 0 {
+			h := string(m[len(m)-1][1])
+			ts.Setenv(name+"_HTTP", h)
+			if u, err := neturl.Parse(h); err == nil {
+				ts.Setenv(name+"_HTTP_PORT", u.Port())
+			}
+		}
 		return url
 	case <-time.After(waitLimit):
 		ts.Fatalf("satellite %s was not ready in %v", name, waitLimit)
 	}
 	return ""
 }
+
+// httpFaceLine is how serve tells where its HTTP face listens.
+var httpFaceLine = regexp.MustCompile(`skypipe: HTTP face on (\S+) `)
 
 func cmdSatServe(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 {

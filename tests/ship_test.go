@@ -41,6 +41,8 @@ var toolPackages = map[string]string{
 	"fish":       "fish",
 	"dpkg-deb":   "dpkg",
 	"rpm":        "rpm",
+	"curl":       "curl",
+	"chromium":   "chromium",
 }
 
 // toolPaths are tools looked for at a fixed path rather than on PATH.

@@ -29,8 +29,8 @@ import (
 //	holdport VAR     listen on 0.0.0.0 on a free port until the script ends,
 //	                 and set VAR to it
 //	certs DIR HOST DUR  write DIR/ca.pem, DIR/cert.pem and DIR/key.pem (0600):
-//	                 a new skypipe CA and a certificate for HOST valid for
-//	                 DUR (negative: already expired)
+//	                 a new skypipe CA and a certificate for HOST (or
+//	                 HOST,HOST...) valid for DUR (negative: already expired)
 //	cafile FILE      write the CA certificate pinned in the cached satellite
 //	                 ($XDG_CONFIG_HOME/skypipe/satellite.json) to FILE
 var remoteCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -77,7 +77,7 @@ func cmdCerts(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ca, err := provision.NewAuthority()
 	ts.Check(err)
-	certPEM, keyPEM, err := ca.Issue([]string{args[1]}, validFor)
+	certPEM, keyPEM, err := ca.Issue(strings.Split(args[1], ","), validFor)
 	ts.Check(err)
 	dir := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(dir, 0o700))

@@ -32,6 +32,11 @@ type ServeCmd struct {
 	// TLS: required off loopback (see serve_tls.go).
 	TLSCert string `help:"Server certificate (PEM) for TLS; required off loopback ('skypipe setup' writes one)." env:"SKYPIPE_TLS_CERT" type:"path" placeholder:"FILE"`
 	TLSKey  string `help:"Private key (PEM, mode 0600) of --tls-cert." env:"SKYPIPE_TLS_KEY" type:"path" placeholder:"FILE"`
+
+	// The HTTP face: curl, the browser page, NATS over WebSocket (see
+	// serve_http.go).
+	HTTP        string `help:"HOST:PORT of the HTTP face: curl and browsers send and take items there, and skypipe clients reach NATS over WebSocket (wss://). 'off' for none; auto: HOST:8443 when the satellite listens off loopback with TLS, else off." default:"auto" env:"SKYPIPE_HTTP" placeholder:"HOST:PORT" group:"http"`
+	HTTPProxied bool   `name:"http-proxied" help:"TLS for the HTTP face ends at a proxy in front of it (Fly.io's): serve plain HTTP on --http, even off loopback." env:"SKYPIPE_HTTP_PROXIED" group:"http"`
 }
 
 // Help is the long help of serve.
@@ -44,6 +49,12 @@ Kept items are capped by --max-store; senders past the cap fail with
 "pipe full" and what was kept before stays. With --cluster and --routes,
 satellites form a JetStream cluster (all with the same token); with three
 or more members, each pipe's kept items are replicated on three.
+
+With TLS off loopback it also serves the HTTP face on port 8443 (--http; a
+random port if --listen has port 0), and says where on stderr:
+curl and browsers send and take items there, with the token (or a narrow one,
+'skypipe setup token') in an Authorization header, and skypipe clients reach
+NATS over WebSocket there (wss://HOST:8443) where only HTTPS gets out.
 
 Examples:
   skypipe serve --store /var/lib/skypipe --max-store 20GiB
@@ -93,13 +104,29 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv, err := embedded.Start(embedded.Config{
+	httpAddr, err := c.httpAddr(c.Listen, token != "", tlsConfig != nil)
+	if err != nil {
+		return err
+	}
+	cfg := embedded.Config{
 		Listen: c.Listen, StoreDir: c.Store, Token: token, TLS: tlsConfig, Log: c.Log, MaxStore: maxStore,
 		Name:    c.Name,
 		Cluster: embedded.Cluster{Name: c.ClusterName, Listen: c.Cluster, Routes: c.Routes},
-	})
+	}
+	if httpAddr != "" {
+		cfg.Websocket = "127.0.0.1:0"
+	}
+	srv, err := embedded.Start(cfg)
 	if err != nil {
 		return err
+	}
+	face, err := c.startHTTP(srv, httpAddr, token, tlsConfig)
+	if err != nil {
+		srv.Shutdown()
+		return err
+	}
+	if face != nil {
+		printf("HTTP face on %s (curl, the browser page, NATS over WebSocket)", face.URL())
 	}
 	if c.Ready {
 		fmt.Printf("ready %s\n", srv.URL())
@@ -119,6 +146,9 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	}
 	go func() {
 		<-ctx.Done()
+		if face != nil {
+			_ = face.Close()
+		}
 		srv.Shutdown()
 	}()
 	srv.Wait()

@@ -21,6 +21,8 @@ type SetupCmd struct {
 	Fly   SetupFlyCmd   `cmd:"" name:"fly" help:"Deploy a satellite to your Fly.io account, or find the one there (FLY_API_TOKEN)."`
 	URL   SetupURLCmd   `cmd:"" name:"url" help:"Print the one-line join string for 'skypipe setup join' on another machine."`
 	Join  SetupJoinCmd  `cmd:"" help:"Use the satellite of a join string read from stdin or SKYPIPE_JOIN."`
+	Token SetupTokenCmd `cmd:"" help:"Print a narrow token for curl and browsers: some pipes, send or take only."`
+	CA    SetupCACmd    `cmd:"" name:"ca" help:"Print the satellite's CA certificate, for curl --cacert."`
 }
 
 // Help is the long help of setup.
@@ -32,6 +34,7 @@ a satellite once to a host both reach, then join it from the others:
   skypipe setup fly                    ... or to Fly.io (FLY_API_TOKEN)
   skypipe setup url                    on A: print the join string
   skypipe setup join                   on B: paste it (or SKYPIPE_JOIN=...)
+  skypipe setup token --send logs      a token for curl that may send to "logs" only
 
 The satellite is cached in $XDG_CONFIG_HOME/skypipe/satellite.json (0600) and
 every command uses it until 'skypipe setup --reset'; SKYPIPE_URL and

@@ -19,7 +19,7 @@ type SetupFlyCmd struct {
 	App    string `help:"Name of the Fly app (default: the organization's skypipe-* app, or a new skypipe-XXXXXXXX)." env:"SKYPIPE_FLY_APP" placeholder:"NAME"`
 	Org    string `help:"Fly organization slug." default:"personal" env:"SKYPIPE_FLY_ORG" placeholder:"SLUG"`
 	Region string `help:"Region of a new satellite (fly platform regions)." default:"iad" env:"SKYPIPE_FLY_REGION" placeholder:"CODE"`
-	IPv4   bool   `name:"ipv4" help:"Also allocate a dedicated IPv4 address ($2 a month); without it clients reach the satellite over IPv6 (free)."`
+	IPv4   bool   `name:"ipv4" help:"Also allocate a dedicated IPv4 address ($2 a month) for raw NATS; without it, clients reach the satellite over HTTPS on Fly's shared IPv4 (free) or raw NATS over IPv6."`
 	Binary string `help:"The skypipe binary the satellite runs, a static linux/amd64 build (default: the release's image, or this binary)." type:"existingfile" placeholder:"FILE"`
 }
 
@@ -30,11 +30,14 @@ finds the one already there. It needs an API token in FLY_API_TOKEN (never on
 the command line): 'fly tokens create org' makes one.
 
 A new satellite is an app skypipe-XXXXXXXX with a 1 GB volume for the store,
-a dedicated IPv6 address (and IPv4 with --ipv4), its token and TLS
-certificate as Fly secrets, and one shared-cpu-1x machine (256 MB) running
-'skypipe serve' over TLS on port 4222. A released skypipe runs the image its
-release published (ghcr.io/skypipe/skypipe:VERSION, pinned by digest) when
-that image holds this very binary, or when this one cannot run there (macOS,
+a dedicated IPv6 address, Fly's shared IPv4 (a dedicated one with --ipv4),
+its token and TLS certificate as Fly secrets, and one shared-cpu-1x machine
+(256 MB) running 'skypipe serve': raw NATS over TLS on port 4222, and HTTPS
+on 443 (TLS ended by Fly's proxy) for NATS over WebSocket, curl and
+browsers. Without --ipv4 clients use wss://APP.fly.dev, which every network
+that lets HTTPS out reaches. A released skypipe runs the image its release
+published (ghcr.io/skypipe/skypipe:VERSION, pinned by digest) when that
+image holds this very binary, or when this one cannot run there (macOS,
 Windows, arm64); otherwise skypipe pushes an image of its own binary (or of
 --binary) to the app's registry. Another machine with a token for the same organization runs the same
 command and finds that satellite instead of deploying another.
@@ -109,6 +112,17 @@ func (c *SetupFlyCmd) Run(ctx context.Context, s *SetupCmd) error {
 		Kind: "fly", URL: res.URL(), Token: sec.Token, CAPEM: string(sec.CAPEM),
 		Fly: &provision.FlyDeployment{App: res.App, Org: c.Org},
 	}
+	if res.Web {
+		// Without a dedicated IPv4, raw NATS reaches IPv6 clients only:
+		// WebSocket through Fly's proxy on 443 comes first, as it reaches
+		// every client; with one, raw NATS (end to end with the pinned CA)
+		// comes first.
+		sat.Web, sat.WSPublicCA = res.WebURL(), true
+		sat.Alt = res.WebSocketURL()
+		if !res.DedicatedIPv4() {
+			sat.URL, sat.Alt = sat.Alt, sat.URL
+		}
+	}
 	if ca.KeyPEM != nil && string(ca.CertPEM) == string(sec.CAPEM) {
 		sat.CAKeyPEM = string(ca.KeyPEM)
 	}
@@ -120,7 +134,10 @@ func (c *SetupFlyCmd) Run(ctx context.Context, s *SetupCmd) error {
 	if err := provision.SaveSatellite(paths, sat); err != nil {
 		return err
 	}
-	printf("satellite ready at %s (TLS, pinned CA); skypipe here uses it from now on", res.URL())
+	printf("satellite ready at %s; skypipe here uses it from now on", provision.Redact(sat.URL))
+	if sat.Web != "" {
+		printf("HTTP face at %s: curl and browsers with 'skypipe setup token'", sat.Web)
+	}
 	printf("other machines: 'skypipe setup fly' with a token of the same organization, or 'skypipe setup url' here and 'skypipe setup join' there")
 	return nil
 }

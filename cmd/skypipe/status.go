@@ -32,7 +32,11 @@ satellite does not answer):
   context          the natscli context's name, with source "context"
   running          false only for a local satellite not started yet
   reachable        whether it answered
-  tls              "none", "pinned" (skypipe's own CA) or "system" (system CAs)
+  also_at          its other transport (a wss:// URL), if it offers one
+  http_face        the URL of its HTTP face, if it has one
+  connected_to     the URL connected to, when it offers two
+  tls              "none", "pinned" (skypipe's own CA), "system" (system
+                   CAs) or "public" (a TLS proxy in front, public CA)
   rtt_ms           round trip in milliseconds
   server_version   the NATS server's version
   jetstream        whether JetStream answers
@@ -63,6 +67,9 @@ type status struct {
 	RTTMillis     float64 `json:"rtt_ms,omitempty"`
 	ServerVersion string  `json:"server_version,omitempty"`
 	JetStream     bool    `json:"jetstream"`
+	Alt           string  `json:"also_at,omitempty"`
+	Web           string  `json:"http_face,omitempty"`
+	ConnectedTo   string  `json:"connected_to,omitempty"`
 	PID           int     `json:"pid,omitempty"`
 	Error         string  `json:"error,omitempty"`
 }
@@ -97,8 +104,17 @@ func describe(ctx context.Context, g *Globals, asJSON bool) error {
 		source = "context " + st.Context
 	}
 	fmt.Printf("satellite: %s (%s)\n", st.Satellite, source)
+	if st.Alt != "" {
+		fmt.Printf("also at: %s\n", st.Alt)
+	}
+	if st.Web != "" {
+		fmt.Printf("http face: %s\n", st.Web)
+	}
+	if st.ConnectedTo != "" {
+		fmt.Printf("connected to: %s\n", st.ConnectedTo)
+	}
 	if st.TLS != "" {
-		fmt.Printf("tls: %s\n", map[string]string{"none": "no", "pinned": "yes, CA pinned", "system": "yes, system CAs"}[st.TLS])
+		fmt.Printf("tls: %s\n", map[string]string{"none": "no", "pinned": "yes, CA pinned", "system": "yes, system CAs", "public": "yes, public CA (a TLS proxy in front)"}[st.TLS])
 	}
 	if !st.Reachable {
 		fmt.Println("reachable: no")
@@ -133,7 +149,8 @@ func probe(ctx context.Context, g *Globals) (*status, error) {
 			return &status{Source: "local"}, nil
 		}
 	}
-	st := &status{Satellite: provision.Redact(ep.URL), Source: ep.Source, Running: true, PID: ep.PID}
+	st := &status{Satellite: provision.Redact(ep.URL), Source: ep.Source, Running: true, PID: ep.PID,
+		Alt: provision.Redact(ep.Alt), Web: ep.Web}
 	switch {
 	case ep.Source == "--url":
 		st.Source = "url"
@@ -145,10 +162,15 @@ func probe(ctx context.Context, g *Globals) (*status, error) {
 		return st, err
 	}
 	defer nc.Close()
+	if ep.Alt != "" {
+		st.ConnectedTo = nc.ConnectedUrlRedacted()
+	}
 	_, plain := nc.TLSConnectionState()
 	switch {
 	case plain != nil:
 		st.TLS = "none"
+	case ep.WSPublicCA && strings.HasPrefix(nc.ConnectedUrl(), "wss://"):
+		st.TLS = "public"
 	case ep.Pinned():
 		st.TLS = "pinned"
 	default:

@@ -78,6 +78,8 @@ func fail(err error) int {
 		return exitInterrupted
 	case errors.Is(err, pipes.ErrOutput):
 		hintf("a kept item that was not written out whole stays in the pipe")
+	case errors.Is(err, provision.ErrNarrowToken):
+		hintf("use it with curl or the browser page at the satellite's https:// address; skypipe here needs the satellite's own token ('skypipe setup join')")
 	case errors.Is(err, provision.ErrAuth):
 		hintf("check the token in SKYPIPE_URL (nats://TOKEN@host:port), or join again: 'skypipe setup url' where the satellite was deployed, 'skypipe setup join' here")
 	case errors.Is(err, provision.ErrCertificate):

@@ -51,11 +51,42 @@ type Result struct {
 	Image     string
 	IPs       []string // dedicated addresses
 	Created   bool     // this call created the machine
+	// Web: the machine serves the HTTP face on https://APP.fly.dev (443,
+	// through Fly's proxy and its certificate).
+	Web bool
 }
 
-// URL is the satellite's address for clients.
+// URL is the satellite's raw NATS address (TLS, the pinned CA): over its
+// dedicated IPv6 address, and IPv4 with --ipv4.
 func (r Result) URL() string {
 	return "tls://" + net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+}
+
+// WebURL is the satellite's HTTP face, "" if it has none.
+func (r Result) WebURL() string {
+	if !r.Web {
+		return ""
+	}
+	return "https://" + r.Host
+}
+
+// WebSocketURL is NATS over WebSocket through Fly's proxy on 443, reached
+// over the shared IPv4 as well; "" if the satellite has no HTTP face.
+func (r Result) WebSocketURL() string {
+	if !r.Web {
+		return ""
+	}
+	return "wss://" + r.Host
+}
+
+// DedicatedIPv4 tells whether the app has an IPv4 address of its own.
+func (r Result) DedicatedIPv4() bool {
+	for _, ip := range r.IPs {
+		if !strings.Contains(ip, ":") {
+			return true
+		}
+	}
+	return false
 }
 
 // Host is the public name of an app.
@@ -444,7 +475,7 @@ func waitStarted(ctx context.Context, api API, app, id, instanceID string) error
 }
 
 func result(app string, m Machine) Result {
-	return Result{App: app, Host: Host(app), Port: Port, MachineID: m.ID, Region: m.Region, Image: m.Config.Image}
+	return Result{App: app, Host: Host(app), Port: Port, MachineID: m.ID, Region: m.Region, Image: m.Config.Image, Web: servesWeb(m)}
 }
 
 // ensureVolume finds the satellite's volume or creates it.
@@ -469,16 +500,20 @@ func gone(v Volume) bool {
 	return slices.Contains([]string{"destroyed", "destroying", "pending_destroy"}, v.State)
 }
 
-// ensureIPs assigns a dedicated IPv6 address, and IPv4 if asked, unless
-// the app has them; it returns the app's dedicated addresses.
+// ensureIPs assigns a dedicated IPv6 address, a dedicated IPv4 if asked,
+// else a shared IPv4 (free: it carries the HTTPS service, routed by name),
+// unless the app has them; it returns the app's dedicated addresses.
 func ensureIPs(ctx context.Context, api API, app string, ipv4 bool) ([]string, error) {
 	ips, err := api.ListIPs(ctx, app)
 	if err != nil {
 		return nil, err
 	}
 	var have []string
-	hasV6, hasV4 := false, false
+	hasV6, hasV4, hasShared := false, false, false
 	for _, ip := range ips {
+		if ip.Shared {
+			hasShared = true
+		}
 		if !dedicated(ip) {
 			continue
 		}
@@ -492,16 +527,18 @@ func ensureIPs(ctx context.Context, api API, app string, ipv4 bool) ([]string, e
 	want := []struct {
 		kind string
 		need bool
-	}{{"v6", !hasV6}, {"v4", ipv4 && !hasV4}}
+	}{{"v6", !hasV6}, {"v4", ipv4 && !hasV4}, {"shared_v4", !ipv4 && !hasV4 && !hasShared}}
 	for _, w := range want {
 		if !w.need {
 			continue
 		}
 		ip, err := api.AssignIP(ctx, app, w.kind)
 		if err != nil {
-			return nil, fmt.Errorf("assigning a dedicated IP%s address: %w", w.kind, err)
+			return nil, fmt.Errorf("assigning an IP address (%s): %w", w.kind, err)
 		}
-		have = append(have, ip.IP)
+		if dedicated(ip) {
+			have = append(have, ip.IP)
+		}
 	}
 	return have, nil
 }

@@ -93,6 +93,7 @@ func TestDeployFreshMakesTheDocumentedRequestsInOrder(t *testing.T) {
 		"POST /v1/apps/APP/volumes",
 		"GET /v1/apps/APP/ip_assignments",
 		"POST /v1/apps/APP/ip_assignments",
+		"POST /v1/apps/APP/ip_assignments",
 		"POST /v1/apps/APP/secrets",
 		"POST /v1/apps/APP/machines",
 		"GET /v1/apps/APP/machines/ID/wait?instance_id=INST&state=started&timeout=60",
@@ -131,6 +132,10 @@ func TestDeployFreshMakesTheDocumentedRequestsInOrder(t *testing.T) {
 	if b := body(12); !reflect.DeepEqual(b, map[string]any{"type": "v6"}) {
 		t.Errorf("assign ip body %v", b)
 	}
+	// The shared IPv4 (free) carries HTTPS on 443, routed by name.
+	if b := body(13); !reflect.DeepEqual(b, map[string]any{"type": "shared_v4"}) {
+		t.Errorf("assign shared ip body %v", b)
+	}
 	b64 := base64.StdEncoding.EncodeToString
 	s, _ := new(secretsFor).issue("")
 	wantSecrets := map[string]any{"values": map[string]any{
@@ -139,7 +144,7 @@ func TestDeployFreshMakesTheDocumentedRequestsInOrder(t *testing.T) {
 		"SKYPIPE_TLS_CERT_B64": b64(s.TLSCertPEM),
 		"SKYPIPE_TLS_KEY_B64":  b64(s.TLSKeyPEM),
 	}}
-	if b := body(13); !reflect.DeepEqual(b, wantSecrets) {
+	if b := body(14); !reflect.DeepEqual(b, wantSecrets) {
 		t.Errorf("secrets body %v", b)
 	}
 	var wantMachine map[string]any
@@ -149,30 +154,38 @@ func TestDeployFreshMakesTheDocumentedRequestsInOrder(t *testing.T) {
 		"min_secrets_version": 1,
 		"config": {
 			"image": "`+strings.TrimPrefix(f.srv.URL, "http://")+`/`+app+`:`+tag+`",
-			"init": {"cmd": ["serve", "--listen", "0.0.0.0:4222", "--store", "/data/store"]},
+			"init": {"cmd": ["serve", "--listen", "0.0.0.0:4222", "--store", "/data/store",
+				"--http", "0.0.0.0:8080", "--http-proxied"]},
 			"guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256},
 			"metadata": {"skypipe": "satellite", "skypipe_ca": `+jsonString(testCA)+`},
 			"mounts": [{"volume": "vol_0003", "path": "/data"}],
-			"services": [{"protocol": "tcp", "internal_port": 4222, "ports": [{"port": 4222}],
-				"autostop": "off", "autostart": true}],
+			"services": [
+				{"protocol": "tcp", "internal_port": 4222, "ports": [{"port": 4222}],
+					"autostop": "off", "autostart": true},
+				{"protocol": "tcp", "internal_port": 8080, "ports": [{"port": 443, "handlers": ["tls", "http"]}],
+					"autostop": "off", "autostart": true}
+			],
 			"files": [
 				{"guest_path": "/etc/skypipe/token", "secret_name": "SKYPIPE_TOKEN_B64", "mode": 384}
 			],
 			"restart": {"policy": "always"}
 		}
 	}`), &wantMachine)
-	if b := body(14); !reflect.DeepEqual(b, wantMachine) {
+	if b := body(15); !reflect.DeepEqual(b, wantMachine) {
 		gotJSON, _ := json.MarshalIndent(b, "", "  ")
 		t.Errorf("create machine body:\n%s", gotJSON)
 	}
 
 	wantRes := Result{App: app, Host: app + ".fly.dev", Port: 4222, MachineID: res.MachineID, Region: "iad",
-		Image: wantMachine["config"].(map[string]any)["image"].(string), IPs: []string{"2a09:8280:1::1"}, Created: true}
+		Image: wantMachine["config"].(map[string]any)["image"].(string), IPs: []string{"2a09:8280:1::1"}, Created: true, Web: true}
 	if !reflect.DeepEqual(res, wantRes) {
 		t.Errorf("result %+v\nwant %+v", res, wantRes)
 	}
-	if res.URL() != "tls://"+app+".fly.dev:4222" {
-		t.Errorf("URL %q", res.URL())
+	if res.URL() != "tls://"+app+".fly.dev:4222" || res.WebSocketURL() != "wss://"+app+".fly.dev" || res.WebURL() != "https://"+app+".fly.dev" || res.DedicatedIPv4() {
+		t.Errorf("URL %q, WebSocketURL %q, WebURL %q, dedicated IPv4 %v", res.URL(), res.WebSocketURL(), res.WebURL(), res.DedicatedIPv4())
+	}
+	if ips := f.apps[app].ips; len(ips) != 2 || !ips[1].Shared {
+		t.Errorf("the app's addresses %+v, want a dedicated IPv6 and the shared IPv4", ips)
 	}
 	if sec.calls != 1 || sec.hosts[0] != app+".fly.dev" {
 		t.Errorf("secrets asked %d times for %v", sec.calls, sec.hosts)
@@ -477,7 +490,7 @@ func TestDeployCutShortResumesWithoutDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := f.apps[res.App]
-	if len(f.apps) != 1 || len(a.volumes) != 1 || len(a.ips) != 1 || len(a.machines) != 1 || res.Image != "registry.fly.io/pinned:1" {
+	if len(f.apps) != 1 || len(a.volumes) != 1 || len(a.ips) != 2 || len(a.machines) != 1 || res.Image != "registry.fly.io/pinned:1" {
 		t.Errorf("after resuming: %d apps, %d volumes, %d ips, %d machines, image %q", len(f.apps), len(a.volumes), len(a.ips), len(a.machines), res.Image)
 	}
 	for _, r := range f.requests() {
@@ -502,5 +515,57 @@ func TestDeployWaitsOutASlowFirstBoot(t *testing.T) {
 		if !tc.ok && !strings.Contains(fmt.Sprint(err), "408 deadline_exceeded") {
 			t.Errorf("error %v does not say the wait timed out", err)
 		}
+	}
+}
+
+// TestWithoutIPv4TheSharedAddressCarriesHTTPS: without --ipv4 the app gets
+// the free shared IPv4, which Fly's proxy routes by name for HTTP and TLS
+// only; a second machine finds the HTTP face, and a reset releases the
+// shared address too. With --ipv4, no shared address is asked for.
+func TestWithoutIPv4TheSharedAddressCarriesHTTPS(t *testing.T) {
+	f := newFake(t)
+	var sec secretsFor
+	res, _, err := Deploy(context.Background(), f.client(f.token), testOptions(), sec.issue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.reset()
+	found, _, err := Find(context.Background(), f.client(f.token), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found.Web || found.WebSocketURL() != "wss://"+res.App+".fly.dev" || found.DedicatedIPv4() {
+		t.Errorf("found %+v: want the HTTP face and no dedicated IPv4", found)
+	}
+	f.reset()
+	if _, err := Reset(context.Background(), f.client(f.token), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var released []string
+	for _, r := range f.requests() {
+		if r.Method == "DELETE" && strings.Contains(r.Path, "/ip_assignments/") {
+			released = append(released, r.Path[strings.LastIndex(r.Path, "/")+1:])
+		}
+	}
+	if !reflect.DeepEqual(released, []string{"2a09:8280:1::1", "66.241.124.1"}) {
+		t.Errorf("released %q, want the IPv6 and the shared IPv4", released)
+	}
+
+	// With a dedicated IPv4, no shared one.
+	f2 := newFake(t)
+	res2, _, err := Deploy(context.Background(), f2.client(f2.token), Options{Binary: testOptions().Binary, IPv4: true}, sec.issue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, r := range f2.requests() {
+		if r.Method == "POST" && strings.HasSuffix(r.Path, "/ip_assignments") {
+			var b map[string]string
+			json.Unmarshal(r.Body, &b)
+			kinds = append(kinds, b["type"])
+		}
+	}
+	if !reflect.DeepEqual(kinds, []string{"v6", "v4"}) || !res2.DedicatedIPv4() {
+		t.Errorf("with --ipv4: asked for %q, dedicated IPv4 %v", kinds, res2.DedicatedIPv4())
 	}
 }

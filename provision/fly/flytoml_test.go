@@ -65,15 +65,20 @@ func TestFlyTomlAndDockerfileAgreeWithTheProvider(t *testing.T) {
 	if got := strings.Fields(ft.Processes["app"]); !reflect.DeepEqual(got, mc.Init.Cmd) {
 		t.Errorf("fly.toml command %q, provider %q", got, mc.Init.Cmd)
 	}
-	if len(ft.Services) != 1 || len(mc.Services) != 1 {
+	if len(ft.Services) != 2 || len(mc.Services) != 2 {
 		t.Fatalf("services: fly.toml %d, provider %d", len(ft.Services), len(mc.Services))
 	}
-	fs, ms := ft.Services[0], mc.Services[0]
-	if fs.Protocol != ms.Protocol || fs.InternalPort != ms.InternalPort || fs.AutoStop != ms.Autostop || fs.AutoStart != *ms.Autostart {
-		t.Errorf("fly.toml service %+v, provider %+v", fs, ms)
+	for i := range mc.Services {
+		fs, ms := ft.Services[i], mc.Services[i]
+		if fs.Protocol != ms.Protocol || fs.InternalPort != ms.InternalPort || fs.AutoStop != ms.Autostop || fs.AutoStart != *ms.Autostart {
+			t.Errorf("fly.toml service %+v, provider %+v", fs, ms)
+		}
+		if len(fs.Ports) != 1 || len(ms.Ports) != 1 || fs.Ports[0].Port != ms.Ports[0].Port || !slices.Equal(fs.Ports[0].Handlers, ms.Ports[0].Handlers) {
+			t.Errorf("fly.toml ports %+v, provider %+v", fs.Ports, ms.Ports)
+		}
 	}
-	if len(fs.Ports) != 1 || fs.Ports[0].Port != ms.Ports[0].Port || len(fs.Ports[0].Handlers) != 0 || len(ms.Ports[0].Handlers) != 0 {
-		t.Errorf("fly.toml ports %+v, provider %+v (raw TCP: no handlers)", fs.Ports, ms.Ports)
+	if h := mc.Services[0].Ports[0].Handlers; len(h) != 0 {
+		t.Errorf("raw NATS has handlers %q: Fly's proxy must pass it through", h)
 	}
 	if len(ft.Mounts) != 1 || ft.Mounts[0].Destination != mc.Mounts[0].Path || ft.Mounts[0].Source != VolumeName {
 		t.Errorf("fly.toml mounts %+v, provider %+v of volume %s", ft.Mounts, mc.Mounts, VolumeName)

@@ -9,7 +9,13 @@ import (
 // The satellite's shape, shared by Deploy, fly.toml and the Dockerfile (a
 // test checks they agree).
 const (
-	Port          = 4222
+	Port = 4222
+	// HTTPPort is where the satellite serves its HTTP face (and NATS over
+	// WebSocket) in plain HTTP, behind Fly's proxy, which terminates TLS on
+	// HTTPSPort with Fly's certificate for APP.fly.dev: the only way onto
+	// Fly's shared IPv4, which routes HTTP and TLS by name.
+	HTTPPort      = 8080
+	HTTPSPort     = 443
 	DataPath      = "/data"
 	StorePath     = DataPath + "/store"
 	VolumeName    = "skypipe_data"
@@ -60,6 +66,7 @@ func ServeArgs() []string {
 		"serve",
 		"--listen", "0.0.0.0:" + strconv.Itoa(Port),
 		"--store", StorePath,
+		"--http", "0.0.0.0:" + strconv.Itoa(HTTPPort), "--http-proxied",
 	}
 }
 
@@ -85,9 +92,19 @@ func machineConfig(image, volumeID, caPEM string, memoryMB int) MachineConfig {
 		},
 		Mounts: []MachineMount{{Volume: volumeID, Path: DataPath}},
 		Services: []MachineService{{
+			// Raw NATS over TLS with the pinned CA, passed through: over
+			// the dedicated IPv6 (and IPv4 with --ipv4).
 			Protocol:     "tcp",
 			InternalPort: Port,
 			Ports:        []MachinePort{{Port: Port}},
+			Autostop:     "off",
+			Autostart:    &autostart,
+		}, {
+			// HTTPS on 443, TLS ended by Fly's proxy: the HTTP face and
+			// NATS over WebSocket, over the shared IPv4 too.
+			Protocol:     "tcp",
+			InternalPort: HTTPPort,
+			Ports:        []MachinePort{{Port: HTTPSPort, Handlers: []string{"tls", "http"}}},
 			Autostop:     "off",
 			Autostart:    &autostart,
 		}},
@@ -107,6 +124,17 @@ func secretValues(s Secrets) map[string]string {
 		SecretTLSCert: b64(s.TLSCertPEM),
 		SecretTLSKey:  b64(s.TLSKeyPEM),
 	}
+}
+
+// servesWeb tells whether a satellite's machine serves the HTTP face (one
+// deployed before there was one does not).
+func servesWeb(m Machine) bool {
+	for _, s := range m.Config.Services {
+		if s.InternalPort == HTTPPort {
+			return true
+		}
+	}
+	return false
 }
 
 // isSatellite tells a machine of ours from any other.

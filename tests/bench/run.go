@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 )
@@ -99,6 +100,15 @@ func (b *bench) all() error {
 	}
 	if cfg.cases["small"] {
 		if err := b.smallCase(); err != nil {
+			return err
+		}
+	}
+	if cfg.cases["http"] {
+		if _, err := exec.LookPath("curl"); err != nil && cfg.smokeRun {
+			b.step("http: skipped in this smoke run: curl is not installed")
+			return nil
+		}
+		if err := b.httpCase(input); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,6 +35,10 @@ type world struct {
 	client  *pipes.Client
 	seq     int // for fresh pipe names
 	profile int // numbers the profiles of skypipe processes
+	// The satellite's HTTP face, and a file holding the header with its
+	// token, for curl -H @FILE.
+	httpURL  string
+	authFile string
 }
 
 // moduleRoot is the directory of the skypipe module, from the go tool.
@@ -96,13 +101,31 @@ func (w *world) startSatellite() error {
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		return err
 	}
+	w.authFile = filepath.Join(w.dir, "auth")
+	if err := os.WriteFile(w.authFile, []byte("Authorization: Bearer "+token+"\n"), 0o600); err != nil {
+		return err
+	}
 	store := filepath.Join(w.dir, "store")
-	w.sat = exec.Command(w.skypipe, "serve", "--listen", "127.0.0.1:0", "--store", store, "--ready")
+	w.sat = exec.Command(w.skypipe, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--store", store, "--ready")
 	w.sat.Env = append(baseEnv(w.dir), "SKYPIPE_TOKEN_FILE="+tokenFile)
 	if w.cfg.profile != "" {
 		w.sat.Env = append(w.sat.Env, "SKYPIPE_CPUPROFILE="+filepath.Join(w.cfg.profile, "satellite.pprof"))
 	}
-	w.sat.Stderr = os.Stderr
+	// serve names its HTTP face on stderr, before it says it is ready.
+	errOut, err := w.sat.StderrPipe()
+	if err != nil {
+		return err
+	}
+	face := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(errOut)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "skypipe: HTTP face on "); ok {
+				face <- strings.Fields(u)[0]
+			}
+			fmt.Fprintln(os.Stderr, sc.Text())
+		}
+	}()
 	out, err := w.sat.StdoutPipe()
 	if err != nil {
 		return err
@@ -114,6 +137,11 @@ func (w *world) startSatellite() error {
 	url, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
 	if !ok {
 		return fmt.Errorf("the satellite did not say it was ready (%q)", line)
+	}
+	select {
+	case w.httpURL = <-face:
+	case <-time.After(10 * time.Second):
+		return errors.New("the satellite did not say where its HTTP face is")
 	}
 	url = strings.Replace(url, "nats://", "nats://"+token+"@", 1)
 	w.env = append(baseEnv(w.dir), "SKYPIPE_URL="+url)
