@@ -21,7 +21,7 @@ type PipeInfo struct {
 	Receivers int    // receivers attached now
 }
 
-// rollWindow is how long List and Attached collect answers to a roll call.
+// rollWindow is how long List and Attached collect answers to a census.
 const rollWindow = 100 * time.Millisecond
 
 // List returns the pipes that keep items, by name.
@@ -74,7 +74,8 @@ func (c *Client) Attached(ctx context.Context, name string) (int, error) {
 	return c.count(ctx, s)
 }
 
-// count holds a roll call and counts the answers that come within rollWindow.
+// count asks every receiver attached to answer, takers and listeners, and
+// counts the answers that come within rollWindow.
 func (c *Client) count(ctx context.Context, s wire.Subjects) (int, error) {
 	inbox := c.nc.NewRespInbox()
 	seen := map[string]bool{}
@@ -83,7 +84,7 @@ func (c *Client) count(ctx context.Context, s wire.Subjects) (int, error) {
 		return 0, err
 	}
 	defer sub.Unsubscribe()
-	if err := c.nc.PublishRequest(s.Roll(), inbox, nil); err != nil {
+	if err := c.nc.PublishRequest(s.Who(), inbox, nil); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, rollWindow)

@@ -22,6 +22,7 @@ const (
 // member is a receiver attached to the item being sent.
 type member struct {
 	state    memberState
+	taker    bool   // the taker the item was handed to, not a listener
 	from     uint64 // where it started: 0 if it answered the roll call, else its join point
 	acked    uint64 // where the window counts from: from, then what it took in
 	wrote    uint64 // what it acked writing out; length+1 once it wrote the end
@@ -39,6 +40,10 @@ const (
 type audience struct {
 	members  map[string]*member
 	claimant string // a receiver reading the kept item from the store
+	// taken: a taker took the item. It is that taker's alone: listeners
+	// get a copy, and if the taker leaves before the end, the rest is kept
+	// for the next taker, whoever listens.
+	taken bool
 	// keep says from where the item must be kept: the lowest offset a
 	// departed receiver did not write out and that no remaining receiver
 	// attached before it will.
@@ -65,6 +70,9 @@ func (a *audience) apply(cm wire.Ctl, sent uint64, now time.Time) {
 		}
 		at := min(cm.Offset, sent)
 		a.members[cm.RID] = &member{from: at, acked: at, progress: now}
+	case wire.Take:
+		a.taken = true
+		a.members[cm.RID] = &member{taker: true, progress: now}
 	case wire.Ack:
 		if cm.Offset > sent {
 			a.endOut = true
@@ -89,19 +97,23 @@ func (a *audience) apply(cm wire.Ctl, sent uint64, now time.Time) {
 			at = cm.Offset
 		}
 		delete(a.members, cm.RID)
-		a.departed(at, sent)
+		a.departed(at, sent, m.taker)
 	}
 }
 
 // departed notes that a receiver left having written the item out up to
-// at. If no remaining receiver was there before at, nobody will write out
-// the bytes from at on: they must be kept, from at.
-func (a *audience) departed(at, sent uint64) {
+// at. If it was the item's taker, or if no remaining receiver was there
+// before at, nobody will take the bytes from at on: they must be kept,
+// from at.
+func (a *audience) departed(at, sent uint64, taker bool) {
 	if at > sent { // it wrote the end: the item is delivered
 		return
 	}
+	if a.taken && !taker {
+		return // a listener's copy: the taker's bytes are the item
+	}
 	for _, m := range a.members {
-		if m.from <= at {
+		if !a.taken && m.from <= at {
 			return // m writes the bytes from at on, or departs itself
 		}
 	}

@@ -27,6 +27,11 @@ var (
 	// gap, and reading it again from the store found the same.
 	ErrCorrupt = wire.ErrCorrupt
 
+	// ErrPartial: the item written out did not start at its first byte:
+	// it was kept from mid-way (its earlier bytes went to a receiver that
+	// left), or the receiver joined it mid-way. Only a tail was written.
+	ErrPartial = errors.New("only a tail of the item was written out")
+
 	// ErrClaimLost: another receiver took over the kept item this receiver
 	// was reading (it judged this one dead).
 	ErrClaimLost = errors.New("kept item taken over by another receiver")

@@ -1,6 +1,7 @@
 package pipes
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -63,22 +64,23 @@ func TestAggregatorKeepsEverySendersLinesWhole(t *testing.T) {
 func TestLateReceiverJoinsAtTheNextLine(t *testing.T) {
 	sat := newSatellite(t)
 	ctx := testCtx(t)
-	first := sat.receive(ctx, sat.client(), "mid", ReceiveOptions{})
+	first := sat.receive(ctx, sat.client(), "mid", ReceiveOptions{Role: Listen})
 	sat.attached(ctx, "mid", 1)
 	g := newGate()
 	s := sendAsync(ctx, sat.client(), "mid", g)
 	g.feed(t, "line one\n")
 	eventually(t, "the first line out", func() bool { return first.out.Len() == 9 })
 	notices := make(chan string, 10)
-	late := sat.receive(ctx, sat.client(WithNotice(func(m string) { notices <- m })), "mid", ReceiveOptions{})
+	late := sat.receive(ctx, sat.client(WithNotice(func(m string) { notices <- m })), "mid", ReceiveOptions{Role: Listen})
 	sat.attached(ctx, "mid", 2)
 	g.feed(t, "tail of two\nline three\n")
 	g.close()
 	if _, err := s.wait(t); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := late.wait(t); err != nil {
-		t.Fatal(err)
+	// Only a tail: a receiver without Follow says so.
+	if _, err := late.wait(t); !errors.Is(err, ErrPartial) {
+		t.Fatalf("the late receiver: %v, want ErrPartial", err)
 	}
 	if got := late.out.String(); got != "tail of two\nline three\n" {
 		t.Fatalf("the late receiver got %q", got)

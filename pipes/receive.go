@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,20 +17,56 @@ import (
 	"github.com/skypipe/skypipe/internal/wire"
 )
 
+// Role is how a receiver shares a pipe with other receivers.
+type Role uint8
+
+const (
+	// Take: the receiver takes items for itself alone, as a receive from
+	// a Go channel does. It takes the oldest kept item no other receiver
+	// is taking, else the next item a sender hands it: a sender hands each
+	// new item to exactly one of the takers waiting on the pipe.
+	Take Role = iota
+	// Listen: the receiver gets a copy of what is sent live, whoever takes
+	// it, joining an item under way at its next line. With no taker
+	// waiting, listeners take the items sent (they are not kept unless
+	// every listener leaves before the end); a listener also takes a kept
+	// item if the pipe keeps one when it looks.
+	Listen
+)
+
+func (r Role) String() string {
+	if r == Listen {
+		return "listener"
+	}
+	return "taker"
+}
+
 // ReceiveOptions shape a receiver.
 type ReceiveOptions struct {
+	// Role: Take (the zero value) or Listen.
+	Role Role
 	// Follow keeps the receiver going across items, kept and live alike,
 	// instead of returning at the end of the first.
 	Follow bool
 	// Timeout, if not zero, ends the receiver with ErrTimeout when nothing
 	// arrives for that long.
 	Timeout time.Duration
+	// PartialOK: a receiver without Follow that writes out only a tail of
+	// an item (ErrPartial) returns no error for it.
+	PartialOK bool
+	// Strict: a follower stops at the first item it cannot write out
+	// whole, with that item's error. Without it, a follower reports such
+	// an item (WithNotice) and goes on with the next.
+	Strict bool
 }
 
 // ReceiveResult says what a receiver wrote out.
 type ReceiveResult struct {
 	Items int    // items written out to their end
 	Bytes uint64 // bytes written out
+	// NotWhole counts the items a follower wrote out only in part: broken
+	// mid-way, or a tail (each reported through WithNotice).
+	NotWhole int
 }
 
 // eventKind tells what an event of the receiver's loop carries.
@@ -40,6 +77,7 @@ const (
 	evKept                        // a kept frame of a claimed item: msg, seq, more, head
 	evReadFailed                  // a claimed item's reader stopped: err
 	evProbed                      // a probe of an item's sender answered: gone
+	evOffer                       // a sender offers this taker a new item: msg
 )
 
 // event is what the receiver's loop reacts to, from its subscriptions, its
@@ -91,12 +129,14 @@ const (
 type inItem struct {
 	id    string
 	state itemState
-	next  uint64          // offset of the next byte expected
-	out   *linemux.Stream // its way onto the output, once it started
-	claim *claim          // non-nil while this receiver holds the kept item
-	peer  peerState       // its sender, as far as the receiver knows
-	seen  time.Time       // when it last heard of the item
-	quiet time.Time       // when the store first said nothing more was coming
+	next  uint64             // offset of the next byte expected
+	from  uint64             // where it started to be written out: 0 unless only a tail
+	out   *linemux.Stream    // its way onto the output, once it started
+	claim *claim             // non-nil while this receiver holds the kept item
+	sub   *nats.Subscription // a taker's subscription to the item's live frames
+	peer  peerState          // its sender, as far as the receiver knows
+	seen  time.Time          // when it last heard of the item
+	quiet time.Time          // when the store first said nothing more was coming
 }
 
 // written is how far the item is written out.
@@ -122,8 +162,9 @@ type receiver struct {
 	mux    *linemux.Mux
 	events chan event
 	subs   []*nats.Subscription
-	live   *nats.Subscription
-	done   chan struct{} // closed when the loop returns
+	live   *nats.Subscription // a listener's: every live frame
+	offers *nats.Subscription // a taker's: offers of new items
+	done   chan struct{}      // closed when the loop returns
 	probes *prober
 	claims *claimer
 
@@ -132,7 +173,8 @@ type receiver struct {
 	// item only; it no longer answers roll calls or takes live items.
 	detached atomic.Bool
 	primary  string // the item whose end ends a receiver without Follow
-	whole    int    // items written out whole
+	whole    int    // items written out to their end
+	notWhole int    // items a follower wrote out only in part
 	last     time.Time
 	ctlBuf   []byte
 }
@@ -172,7 +214,7 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 	if cerr := r.close(ctx); err == nil {
 		err = cerr
 	}
-	return ReceiveResult{Items: r.whole, Bytes: r.mux.Bytes()}, explain(err)
+	return ReceiveResult{Items: r.whole, Bytes: r.mux.Bytes(), NotWhole: r.notWhole}, explain(err)
 }
 
 func (r *receiver) subscribe(subject string, cb nats.MsgHandler) (*nats.Subscription, error) {
@@ -186,25 +228,15 @@ func (r *receiver) subscribe(subject string, cb nats.MsgHandler) (*nats.Subscrip
 }
 
 func (r *receiver) run(ctx context.Context) error {
-	var err error
-	r.live, err = r.subscribe(r.s.LiveAll(), func(m *nats.Msg) {
-		r.post(event{kind: evLive, item: wire.LastToken(m.Subject), msg: m})
-	})
-	if err != nil {
+	join := wire.AppendCtl(nil, wire.Join, 0, r.rid)
+	answer := func(m *nats.Msg) { _ = m.Respond(join) }
+	if err := r.attach(join); err != nil {
 		return err
 	}
-	join := wire.AppendCtl(nil, wire.Join, 0, r.rid)
-	if _, err := r.subscribe(r.s.Roll(), func(m *nats.Msg) {
-		if !r.detached.Load() {
-			_ = m.Respond(join)
-		}
-	}); err != nil {
+	if _, err := r.subscribe(r.s.Who(), answer); err != nil {
 		return err
 	}
 	if _, err := r.subscribe(r.s.Rcv(r.rid), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
-		return err
-	}
-	if err := r.c.nc.Publish(r.s.Join(), join); err != nil {
 		return err
 	}
 	if err := r.c.nc.FlushTimeout(r.cfg.APITimeout); err != nil {
@@ -246,6 +278,82 @@ func (r *receiver) run(ctx context.Context) error {
 	return nil
 }
 
+// attach subscribes a listener to every live frame and the roll call, and
+// tells senders already sending that it is there; a taker to the offers of
+// new items, one taker of the queue group each.
+func (r *receiver) attach(join []byte) error {
+	var err error
+	if r.opt.Role == Take {
+		r.offers, err = r.c.nc.QueueSubscribe(r.s.Take(), takers, func(m *nats.Msg) {
+			r.post(event{kind: evOffer, msg: m})
+		})
+		if err == nil {
+			r.subs = append(r.subs, r.offers)
+		}
+		return err
+	}
+	r.live, err = r.subscribe(r.s.LiveAll(), func(m *nats.Msg) {
+		r.post(event{kind: evLive, item: wire.LastToken(m.Subject), msg: m})
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := r.subscribe(r.s.Roll(), func(m *nats.Msg) {
+		if !r.detached.Load() {
+			_ = m.Respond(join)
+		}
+	}); err != nil {
+		return err
+	}
+	return r.c.nc.Publish(r.s.Join(), join)
+}
+
+// takers is the queue group of a pipe's takers.
+const takers = "takers"
+
+// offered answers a sender's offer of a new item: a taker that wants an
+// item takes it, subscribing to its live frames before it says so; one
+// that has its item passes, and the sender offers it to another.
+func (r *receiver) offered(m *nats.Msg) error {
+	id, ok := offeredItem(m.Reply)
+	if !ok {
+		return nil // not an offer a sender makes
+	}
+	if r.detached.Load() || r.items[id] != nil {
+		r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Pass, 0, r.rid)
+		_ = m.Respond(r.ctlBuf)
+		return nil
+	}
+	it := &inItem{id: id}
+	var err error
+	it.sub, err = r.c.nc.Subscribe(r.s.Live(id), func(m *nats.Msg) {
+		r.post(event{kind: evLive, item: id, msg: m})
+	})
+	if err != nil {
+		return err
+	}
+	_ = it.sub.SetPendingLimits(-1, -1)
+	r.items[id] = it
+	it.seen = time.Now()
+	if !r.opt.Follow {
+		r.primary = id
+		r.detach() // one item, as one receive from a Go channel
+	}
+	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Take, 0, r.rid)
+	return m.Respond(r.ctlBuf)
+}
+
+// offeredItem reads the item's id off the reply subject of an offer,
+// skypipe.<token>.item.<item>.t.
+func offeredItem(reply string) (string, bool) {
+	rest, ok := strings.CutSuffix(reply, ".t")
+	if !ok {
+		return "", false
+	}
+	id := wire.LastToken(rest)
+	return id, id != "" && id != rest
+}
+
 // finished: a receiver without Follow ends with its first item.
 func (r *receiver) finished() bool {
 	if r.opt.Follow || r.primary == "" {
@@ -281,6 +389,8 @@ func (r *receiver) move(it *inItem, to itemState) error {
 
 func (r *receiver) handle(ctx context.Context, ev event) error {
 	switch ev.kind {
+	case evOffer:
+		return r.offered(ev.msg)
 	case evProbed:
 		if it := r.items[ev.item]; it != nil && it.peer == peerProbing {
 			it.peer, it.seen = peerHeard, time.Now()
@@ -347,6 +457,13 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 			}
 		}
 	}
+	if it.state == itemWaiting && it.sub != nil && it.claim == nil && f.Kept() {
+		// Taken just as its sender decided to keep it: read it from the
+		// store, from its first byte.
+		if err := r.claim(ctx, it); err != nil {
+			return err
+		}
+	}
 	if it.claim != nil || !it.open() {
 		// Read from the store instead, or done: keep the sender from waiting on us.
 		r.ackFrame(id, f)
@@ -376,6 +493,7 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 			it.next += uint64(skip)
 			f.Data, f.Offset = f.Data[skip:], it.next
 		}
+		it.from = it.next
 		it.out = &linemux.Stream{ID: id, Live: true, Written: it.next}
 	}
 	return r.accept(ctx, it, f)
@@ -409,7 +527,7 @@ func (r *receiver) handleKept(ctx context.Context, it *inItem, ev event, f wire.
 		if r.primary == "" && !r.opt.Follow {
 			r.primary = it.id
 		}
-		it.next = f.Offset
+		it.next, it.from = f.Offset, f.Offset
 		it.out = &linemux.Stream{ID: it.id, Written: f.Offset}
 		if f.Offset > 0 {
 			r.c.noticef("item %s is kept from byte %d on: its earlier bytes went to the receivers attached then", it.id, f.Offset)
@@ -519,12 +637,18 @@ func (r *receiver) complete(ctx context.Context, it *inItem) error {
 	if err := r.move(it, itemDone); err != nil {
 		return err
 	}
+	r.unsubscribe(it)
 	r.whole++
 	if it.claim != nil {
 		r.claims.finish(ctx, it.claim)
 		it.claim = nil
 	} else {
 		r.sendAck(it.id, it.written()+1, it.written()+1)
+	}
+	if it.from > 0 {
+		if err := r.notWhole1(it, ErrPartial); err != nil {
+			return err
+		}
 	}
 	if r.opt.Follow && r.wantsMore() {
 		return r.claimNext(ctx)
@@ -563,7 +687,48 @@ func (r *receiver) broken(ctx context.Context, it *inItem, cause error) error {
 	if it.open() || it.state == itemEnding {
 		it.state = itemBroken
 	}
-	return &ItemError{Item: it.id, Written: it.written(), Err: cause}
+	r.unsubscribe(it)
+	if it.out != nil && r.opt.Follow && !r.opt.Strict && !fatal(cause) {
+		// Its half line, if it left one open, ends here: the next item's
+		// lines start on lines of their own.
+		if _, err := r.mux.Drop(it.out, true, time.Now()); err != nil {
+			return r.output(ctx, err)
+		}
+		if err := r.output(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return r.notWhole1(it, cause)
+}
+
+// fatal tells whether an item's failure ends a follower too: its own
+// output failed, or its own logic did.
+func fatal(cause error) bool {
+	return errors.Is(cause, ErrOutput) || errors.Is(cause, errInvariant)
+}
+
+// notWhole1 reports an item written out only in part: a follower notes it
+// and goes on (unless Strict); a receiver without Follow returns it, unless
+// it is a tail and tails are fine.
+func (r *receiver) notWhole1(it *inItem, cause error) error {
+	err := &ItemError{Item: it.id, Written: it.written(), Err: cause}
+	switch {
+	case r.opt.Follow && !r.opt.Strict && !fatal(cause):
+		r.notWhole++
+		r.c.noticef("%v", err)
+		return nil
+	case errors.Is(cause, ErrPartial) && r.opt.PartialOK && !r.opt.Follow:
+		return nil
+	}
+	return err
+}
+
+// unsubscribe ends a taker's subscription to an item's live frames.
+func (r *receiver) unsubscribe(it *inItem) {
+	if it.sub != nil {
+		_ = it.sub.Unsubscribe()
+		it.sub = nil
+	}
 }
 
 // markBroken stores an abort frame behind the frames of a kept item.
@@ -620,8 +785,14 @@ func (r *receiver) quiet(ctx context.Context, it *inItem) (bool, error) {
 	if len(r.events) > 0 {
 		return false, nil
 	}
-	if n, _, _ := r.live.Pending(); n > 0 {
-		return false, nil
+	sub := r.live
+	if it.sub != nil {
+		sub = it.sub
+	}
+	if sub != nil {
+		if n, _, _ := sub.Pending(); n > 0 {
+			return false, nil
+		}
 	}
 	if it.claim == nil {
 		return true, nil
@@ -713,11 +884,16 @@ func (r *receiver) startClaim(it *inItem, c *claim) {
 	}
 }
 
-// detach makes a receiver without Follow that took a kept item stop being
-// an audience for other items: senders learn it left and keep their items
-// for the next receiver, so that one receiver takes one item.
+// detach makes a receiver without Follow that has its item stop taking
+// others: a taker leaves the queue of offers; a listener leaves the
+// audience of every other item (senders learn it left and keep their
+// items for the next receiver), so that one receiver takes one item.
 func (r *receiver) detach() {
 	if r.detached.Swap(true) {
+		return
+	}
+	if r.offers != nil {
+		_ = r.offers.Unsubscribe()
 		return
 	}
 	_ = r.live.Unsubscribe() // the item comes from the store
@@ -766,6 +942,7 @@ func (r *receiver) close(ctx context.Context) error {
 		if it.open() || it.state == itemEnding {
 			r.sendCtl(id, wire.Leave, it.written())
 		}
+		r.unsubscribe(it)
 	}
 	err := r.claims.close(ctx)
 	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Leave, 0, r.rid)

@@ -158,21 +158,40 @@ func (snd *sender) close() {
 // every sender, a trigger's too, allocates it at start.
 const ctlBacklog = 4096
 
-// listen takes in the item's control subject and the pipe's join subject on
-// one channel, so that the NATS connection hands them over in the order they
-// came (an ack before the leave that follows it). Probes are answered at
-// once; everything else queues for the sending loop. rolled gets the first
-// answer to the roll call: true for a receiver, false for nobody.
-func (snd *sender) listen(rolled chan<- bool) error {
+// answer is what a receiver, or the satellite, said to a sender's roll
+// call or offer.
+type answer uint8
+
+const (
+	answerTaken       answer = iota // a taker took the item
+	answerPassed                    // the taker offered it passed: offer it again
+	answerNoTakers                  // no taker waits
+	answerListener                  // a listener is attached
+	answerNoListeners               // no listener is attached
+)
+
+// listen takes in the item's control subjects and the pipe's join subject
+// on one channel, so that the NATS connection hands them over in the order
+// they came (an ack before the leave that follows it). Probes are answered
+// at once; answers to the roll call and the offer go to answers (which
+// only the start of the item reads), everything else queues for the
+// sending loop.
+func (snd *sender) listen(answers chan<- answer) error {
 	raw := make(chan *nats.Msg, ctlBacklog)
-	for _, subject := range []string{snd.s.Item(snd.item), snd.s.Join()} {
+	itemSubject, takeReply := snd.s.Item(snd.item), snd.s.TakeReply(snd.item)
+	for _, subject := range []string{itemSubject, takeReply, snd.s.Join()} {
 		sub, err := snd.c.nc.ChanSubscribe(subject, raw)
 		if err != nil {
 			return err
 		}
 		snd.subs = append(snd.subs, sub)
 	}
-	itemSubject := snd.s.Item(snd.item)
+	tell := func(a answer) {
+		select {
+		case answers <- a:
+		default: // the item's start is past: nobody asks any more
+		}
+	}
 	snd.listening.Go(func() {
 		for {
 			var m *nats.Msg
@@ -185,10 +204,11 @@ func (snd *sender) listen(rolled chan<- bool) error {
 				_ = m.Respond(nil)
 				continue
 			}
-			if len(m.Data) == 0 && m.Header.Get("Status") == "503" { // roll call: nobody
-				select {
-				case rolled <- false:
-				default:
+			if len(m.Data) == 0 && m.Header.Get("Status") == "503" { // nobody there
+				if m.Subject == takeReply {
+					tell(answerNoTakers)
+				} else {
+					tell(answerNoListeners)
 				}
 				continue
 			}
@@ -196,22 +216,27 @@ func (snd *sender) listen(rolled chan<- bool) error {
 			if !ok {
 				continue
 			}
-			if m.Subject != itemSubject {
+			switch {
+			case m.Subject == takeReply && cm.Kind == wire.Take:
+				snd.ctl.push(cm) // before the answer, so run finds the taker there
+				tell(answerTaken)
+			case m.Subject == takeReply && cm.Kind == wire.Pass:
+				tell(answerPassed)
+			case m.Subject == takeReply:
+			case m.Subject != itemSubject:
 				// On the join subject: a join counts from now on; a leave
 				// there carries no offset of this item.
 				cm.Offset = 0
 				if cm.Kind == wire.Join {
 					cm.Offset = ^uint64(0)
 				}
-			} else if cm.Kind == wire.Join {
+				snd.ctl.push(cm)
+			case cm.Kind == wire.Join:
 				cm.Offset = 0 // answered our roll call: attached from the start
-			}
-			snd.ctl.push(cm) // before the roll call's answer, so run finds it there
-			if cm.Kind == wire.Join && m.Subject == itemSubject {
-				select {
-				case rolled <- true:
-				default:
-				}
+				snd.ctl.push(cm)
+				tell(answerListener)
+			default:
+				snd.ctl.push(cm)
 			}
 		}
 	})
@@ -219,8 +244,8 @@ func (snd *sender) listen(rolled chan<- bool) error {
 }
 
 func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
-	rolled := make(chan bool, 1)
-	if err := snd.listen(rolled); err != nil {
+	answers := make(chan answer, 64)
+	if err := snd.listen(answers); err != nil {
 		return snd.result(), err
 	}
 
@@ -248,7 +273,7 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 	}
 
 	snd.tick = time.NewTicker(snd.cfg.IdleProbe / 2)
-	someone, err := snd.rollCall(ctx, rolled)
+	someone, err := snd.rollCall(ctx, answers)
 	if err != nil {
 		return snd.fail(ctx, err)
 	}
@@ -366,24 +391,59 @@ func (snd *sender) read(ctx context.Context, r io.Reader, out chan<- *chunk, err
 	}
 }
 
-// rollCall asks who is attached: true once one answers, false when the
-// satellite says nobody listens, or when nobody answers in time (the item
-// is then kept, to be safe).
-func (snd *sender) rollCall(ctx context.Context, rolled <-chan bool) (bool, error) {
-	msg := nats.Msg{Subject: snd.s.Roll(), Reply: snd.s.Item(snd.item)}
-	if err := snd.c.nc.PublishMsg(&msg); err != nil {
-		return false, fmt.Errorf("looking for receivers: %w", err)
+// maxPasses is how many times a sender offers its item again when the
+// taker it was offered to passes (it took another item meanwhile).
+const maxPasses = 16
+
+// rollCall finds who the item goes to. It offers the item to one taker
+// (the satellite picks one of the queue group) and calls the roll of the
+// listeners, at once. true: a taker took it, or listeners are attached;
+// false: nobody is there (the satellite says so, or nobody answers in
+// time), and the item is kept.
+func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, error) {
+	offer := nats.Msg{Subject: snd.s.Take(), Reply: snd.s.TakeReply(snd.item)}
+	roll := nats.Msg{Subject: snd.s.Roll(), Reply: snd.s.Item(snd.item)}
+	for _, m := range []*nats.Msg{&offer, &roll} {
+		if err := snd.c.nc.PublishMsg(m); err != nil {
+			return false, fmt.Errorf("looking for receivers: %w", err)
+		}
 	}
 	t := time.NewTimer(snd.cfg.RollCallTimeout)
 	defer t.Stop()
-	select {
-	case someone := <-rolled:
-		return someone, nil
-	case <-t.C:
-		return false, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
+	const (
+		unknown = iota
+		none
+		some
+	)
+	takers, listeners, passes := unknown, unknown, 0
+	for takers != some && (takers == unknown || listeners == unknown) {
+		select {
+		case a := <-answers:
+			switch a {
+			case answerTaken:
+				takers = some
+			case answerPassed:
+				if passes++; passes > maxPasses {
+					takers = none
+				} else if err := snd.c.nc.PublishMsg(&offer); err != nil {
+					return false, fmt.Errorf("looking for receivers: %w", err)
+				}
+			case answerNoTakers:
+				takers = none
+			case answerListener:
+				listeners = some
+			case answerNoListeners:
+				listeners = none
+			}
+		case <-t.C:
+			// Not even a "nobody": keep the item, to be safe, unless a
+			// listener answered.
+			return takers == some || listeners == some, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
+	return takers == some || listeners == some, nil
 }
 
 // drain applies every control message already there.

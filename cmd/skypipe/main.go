@@ -68,6 +68,9 @@ func run(args []string) int {
 	if err != nil {
 		return usage(err)
 	}
+	if err := refuseStdin(kctx.Command()); err != nil {
+		return fail(err)
+	}
 	ctx, stop := signalContext(context.Background())
 	defer stop()
 	// A write to a closed stdout then fails with EPIPE instead of killing

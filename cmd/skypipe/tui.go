@@ -21,6 +21,7 @@ import (
 const (
 	exitFailure     = 1
 	exitUsage       = 2
+	exitNotWhole    = 3   // a receiver wrote out only part of an item: a tail, or up to a break
 	exitTimeout     = 124 // as timeout(1)
 	exitInterrupted = 130 // 128 + SIGINT, as shells report it
 	exitTerminated  = 143 // 128 + SIGTERM
@@ -74,6 +75,8 @@ func fail(err error) int {
 		return exitUsage
 	case errors.Is(err, pipes.ErrTimeout):
 		return exitTimeout
+	case notWhole(err):
+		return exitNotWhole
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.Is(err, pipes.ErrOutput):
@@ -118,4 +121,19 @@ func fail(err error) int {
 		hintf("'skypipe status' tells whether the satellite answers")
 	}
 	return exitFailure
+}
+
+// notWhole tells whether err says a receiver wrote out an item only in
+// part: a tail of it, or up to where it broke.
+func notWhole(err error) bool {
+	var ie *pipes.ItemError
+	if !errors.As(err, &ie) {
+		return false
+	}
+	for _, e := range []error{pipes.ErrPartial, pipes.ErrSenderVanished, pipes.ErrSenderAborted, pipes.ErrCorrupt, pipes.ErrClaimLost} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -12,11 +12,15 @@ import "encoding/binary"
 //	       behind another item's open line)
 //	Claim  a receiver took the kept item: it reads it from the store, not live
 //	Leave  a receiver detaches; offset is what it wrote of the item
+//	Take   a taker takes the item offered to it (reply to an offer)
+//	Pass   a taker passes on the item offered to it: offer it to another
 const (
 	Join  = 'J'
 	Ack   = 'A'
 	Claim = 'C'
 	Leave = 'L'
+	Take  = 'T'
+	Pass  = 'P'
 )
 
 const ctlHeaderLen = 9
@@ -58,7 +62,7 @@ func ParseCtl(b []byte) (Ctl, bool) {
 		}
 		m.Accepted = max(m.Offset, binary.BigEndian.Uint64(b[9:17]))
 		m.RID = string(b[17:])
-	case Join, Claim, Leave:
+	case Join, Claim, Leave, Take, Pass:
 		m.RID = string(b[9:])
 	default:
 		return Ctl{}, false

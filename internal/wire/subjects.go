@@ -10,7 +10,9 @@ const (
 	KindHead = "head" // first kept chunk of an item (stream)
 	kindKept = "kept" // further kept chunks of an item (stream)
 	kindItem = "item" // a sender's control inbox: acks, claims, leaves, pings
-	kindRoll = "roll" // roll call: who is attached?
+	kindRoll = "roll" // roll call: which listeners are attached?
+	kindTake = "take" // offers of new items, to one taker (a queue group)
+	kindWho  = "who"  // census: every receiver attached answers
 	kindJoin = "join" // a receiver announcing itself, or leaving
 	kindRcv  = "rcv"  // a receiver's own inbox: pings
 
@@ -45,8 +47,15 @@ func (s Subjects) KeptAll() string         { return s.base + kindKept + ".*" }
 func (s Subjects) Claim(item string) string { return s.base + "*." + item }
 func (s Subjects) Item(item string) string  { return s.base + kindItem + "." + item }
 func (s Subjects) Roll() string             { return s.base + kindRoll }
-func (s Subjects) Join() string             { return s.base + kindJoin }
-func (s Subjects) Rcv(rid string) string    { return s.base + kindRcv + "." + rid }
+func (s Subjects) Take() string             { return s.base + kindTake }
+func (s Subjects) Who() string              { return s.base + kindWho }
+
+// TakeReply is where a sender hears whether a taker takes its item: apart
+// from Item, so that "no responders" to the offer is told apart from
+// "no responders" to the roll call.
+func (s Subjects) TakeReply(item string) string { return s.base + kindItem + "." + item + ".t" }
+func (s Subjects) Join() string                 { return s.base + kindJoin }
+func (s Subjects) Rcv(rid string) string        { return s.base + kindRcv + "." + rid }
 
 // LastToken returns what follows the last '.' of a subject.
 func LastToken(subject string) string {

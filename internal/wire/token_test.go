@@ -77,7 +77,7 @@ func FuzzToken(f *testing.F) {
 			t.Fatalf("NameFromToken(Token(%q)) = %q, %v", name, back, err)
 		}
 		s := NewSubjects(name)
-		for _, subj := range []string{s.Live("I"), s.Head("I"), s.Kept("I"), s.Item("I"), s.Roll(), s.Join(), s.Rcv("R")} {
+		for _, subj := range []string{s.Live("I"), s.Head("I"), s.Kept("I"), s.Item("I"), s.Roll(), s.Join(), s.Rcv("R"), s.Take(), s.Who(), s.TakeReply("I")} {
 			if !validLiteralSubject(subj) || !strings.HasPrefix(subj, "skypipe."+tok+".") {
 				t.Fatalf("name %q: subject %q is not a literal subject of its own", name, subj)
 			}

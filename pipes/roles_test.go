@@ -1,0 +1,154 @@
+package pipes
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestEachJobGoesToExactlyOneWaitingTaker: takers waiting first, then
+// jobs sent live one a line: every job comes out once, across all.
+func TestEachJobGoesToExactlyOneWaitingTaker(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	const workers, jobs = 3, 30
+	var (
+		mu  sync.Mutex
+		got []string
+		wg  sync.WaitGroup
+	)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	for range workers {
+		c := sat.client()
+		wg.Go(func() {
+			for wctx.Err() == nil {
+				var out bytes.Buffer
+				if _, err := c.Receive(wctx, "jobs", &out, ReceiveOptions{}); err != nil {
+					return
+				}
+				mu.Lock()
+				got = append(got, out.String())
+				mu.Unlock()
+			}
+		})
+	}
+	sat.attached(ctx, "jobs", workers)
+	var lines strings.Builder
+	for i := range jobs {
+		fmt.Fprintf(&lines, "job %02d\n", i)
+	}
+	if _, err := sat.client().SendLines(ctx, "jobs", strings.NewReader(lines.String())); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every job taken", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= jobs
+	})
+	stop()
+	wg.Wait()
+	sort.Strings(got)
+	if strings.Join(got, "") != lines.String() {
+		t.Fatalf("jobs taken: %q", got)
+	}
+	if n, _ := keptItems(ctx, sat.client(), "jobs"); n != 0 {
+		t.Fatalf("%d jobs left kept", n)
+	}
+}
+
+// TestTakerGetsTheItemAndListenersACopy: with a taker and a listener
+// waiting, the item is the taker's; the listener sees it too; nothing is
+// kept.
+func TestTakerGetsTheItemAndListenersACopy(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	taker := sat.receive(ctx, sat.client(), "t", ReceiveOptions{})
+	listener := sat.receive(ctx, sat.client(), "t", ReceiveOptions{Role: Listen})
+	sat.attached(ctx, "t", 2)
+	data := payload(2<<20, 11)
+	if res, err := sat.client().Send(ctx, "t", bytes.NewReader(data)); err != nil || res.Kept {
+		t.Fatalf("send: %+v, %v", res, err)
+	}
+	for _, r := range []*receiving{taker, listener} {
+		if _, err := r.wait(t); err != nil || r.out.String() != string(data) {
+			t.Fatalf("got %d bytes, %v", r.out.Len(), err)
+		}
+	}
+	if n, _ := keptItems(ctx, sat.client(), "t"); n != 0 {
+		t.Fatalf("%d items kept", n)
+	}
+}
+
+// TestTakerLeavingMidWayLeavesTheRestForTheNextTaker: a listener still
+// attached does not stand in for the taker: the rest is kept.
+func TestTakerLeavingMidWayLeavesTheRestForTheNextTaker(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	tctx, stopTaker := context.WithCancel(ctx)
+	taker := sat.receive(tctx, sat.client(), "left", ReceiveOptions{})
+	listener := sat.receive(ctx, sat.client(), "left", ReceiveOptions{Role: Listen})
+	sat.attached(ctx, "left", 2)
+	g := newGate()
+	s := sendAsync(ctx, sat.client(), "left", g)
+	g.feed(t, "one\n")
+	eventually(t, "the first line at the taker", func() bool { return taker.out.String() == "one\n" })
+	stopTaker()
+	taker.wait(t)
+	g.feed(t, "two\n")
+	g.close()
+	res, err := s.wait(t)
+	if err != nil || !res.Kept || res.KeptFrom != 4 {
+		t.Fatalf("send: %+v, %v; want kept from byte 4", res, err)
+	}
+	if _, err := listener.wait(t); err != nil || listener.out.String() != "one\ntwo\n" {
+		t.Fatalf("listener: %q, %v", listener.out.String(), err)
+	}
+	var out bytes.Buffer
+	_, err = sat.client().Receive(ctx, "left", &out, ReceiveOptions{PartialOK: true})
+	if err != nil || out.String() != "two\n" {
+		t.Fatalf("the next taker: %q, %v", out.String(), err)
+	}
+}
+
+// TestOneFireWakesOneTakerOrEveryListener: a send wakes one waiting
+// taker, as a send on a Go channel does; listeners all see it, as a
+// close does.
+func TestOneFireWakesOneTakerOrEveryListener(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		role  Role
+		woken int
+	}{{Take, 1}, {Listen, 3}} {
+		t.Run(tc.role.String(), func(t *testing.T) {
+			name := "fire-" + tc.role.String()
+			rctx, stop := context.WithCancel(ctx)
+			defer stop()
+			var rs []*receiving
+			for range 3 {
+				rs = append(rs, sat.receive(rctx, sat.client(), name, ReceiveOptions{Role: tc.role}))
+			}
+			sat.attached(ctx, name, 3)
+			if _, err := sat.client().Send(ctx, name, strings.NewReader("\n")); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the fire to wake", func() bool {
+				n := 0
+				for _, r := range rs {
+					select {
+					case <-r.done:
+						n++
+					default:
+					}
+				}
+				return n == tc.woken
+			})
+			sat.attached(ctx, name, 3-tc.woken)
+		})
+	}
+}
