@@ -23,6 +23,9 @@ type Local struct {
 	Paths Paths
 	// Exe is the skypipe binary that runs the satellite (`skypipe serve`).
 	Exe string
+	// Started, if set, is told of a satellite Connect started: its
+	// process id and the directory of its data (Paths.Data).
+	Started func(pid int, dataDir string)
 }
 
 type cached struct {
@@ -86,6 +89,9 @@ func (l Local) repair(ctx context.Context) (*nats.Conn, Endpoint, error) {
 	ep, err := l.start(ctx, tok)
 	if err != nil {
 		return nil, Endpoint{}, err
+	}
+	if l.Started != nil {
+		l.Started(ep.PID, l.Paths.Data)
 	}
 	nc, err := Dial(ep)
 	if err != nil {

@@ -111,5 +111,6 @@ func commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 	maps.Copy(all, shipCommands)
 	maps.Copy(all, completeCommands)
 	maps.Copy(all, httpCommands)
+	maps.Copy(all, ttyCommands)
 	return all
 }

@@ -108,5 +108,9 @@ func (g *Globals) local() (provision.Local, error) {
 	if err != nil {
 		return provision.Local{}, fmt.Errorf("finding the skypipe binary: %w", err)
 	}
-	return provision.Local{Paths: paths, Exe: exe}, nil
+	local := provision.Local{Paths: paths, Exe: exe}
+	if terminalStatus(g) {
+		local.Started = satelliteStarted
+	}
+	return local, nil
 }

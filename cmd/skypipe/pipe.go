@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/skypipe/skypipe/pipes"
+	"github.com/skypipe/skypipe/provision"
 )
 
 // PipeCmd sends stdin into a pipe, or receives from it to stdout.
@@ -22,6 +25,7 @@ type PipeCmd struct {
 	Listen    bool          `help:"Receive as a listener: a copy of what is sent live, whoever takes it (the default when stdout is a terminal)." xor:"role"`
 	PartialOK bool          `name:"partial-ok" help:"Receive: exit 0 when only a tail of the item came (exit 3 otherwise)."`
 	Strict    bool          `help:"Follow: stop at the first item that is not whole, with its exit code."`
+	ForceTTY  bool          `name:"force-tty" help:"Receive: write binary data to a terminal too (refused otherwise: stdout a terminal, and the first bytes not text)." env:"SKYPIPE_FORCE_TTY"`
 }
 
 // Help is the long help of the pipe command.
@@ -76,27 +80,77 @@ func (c *PipeCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer nc.Close()
-	client := g.pipes(nc, ep, pipes.WithNotice(notice))
-	if send && c.Lines {
-		_, err := client.SendLines(ctx, c.Name, os.Stdin)
-		return err
-	}
 	if send {
-		_, err := client.Send(ctx, c.Name, os.Stdin)
+		return c.send(ctx, g, nc, ep)
+	}
+	return c.receive(ctx, g, nc, ep)
+}
+
+// send sends stdin, an item or (-l) an item a line, telling a terminal
+// how it goes.
+func (c *PipeCmd) send(ctx context.Context, g *Globals, nc *nats.Conn, ep provision.Endpoint) error {
+	act := startSending(g, c.Name, stdinSize()) // a regular file: the progress line has an ETA
+	in, notify := io.Reader(os.Stdin), notice
+	if act != nil {
+		in, notify = countingReader{r: os.Stdin, a: act}, act.notice
+	}
+	client := g.pipes(nc, ep, pipes.WithNotice(notify))
+	if c.Lines {
+		n, err := client.SendLines(ctx, c.Name, in)
+		if err != nil {
+			act.end()
+			return err
+		}
+		act.sentLines(n)
+		return nil
+	}
+	res, err := client.Send(ctx, c.Name, in)
+	if err != nil {
+		act.end()
 		return err
 	}
+	act.sent(res.Kept, res.KeptFrom)
+	return nil
+}
+
+// receive writes items to stdout, telling a terminal on stderr that it
+// waits and how it goes; binary data goes to a terminal only if forced.
+func (c *PipeCmd) receive(ctx context.Context, g *Globals, nc *nats.Conn, ep provision.Endpoint) error {
 	opt := pipes.ReceiveOptions{
 		Role: pipes.Take, Follow: c.Follow, Timeout: c.Timeout,
 		PartialOK: c.PartialOK, Strict: c.Strict,
 	}
-	if c.Listen || (!c.Take && kindOf(os.Stdout) == streamTerminal) {
+	toTerminal := kindOf(os.Stdout) == streamTerminal
+	if c.Listen || (!c.Take && toTerminal) {
 		opt.Role = pipes.Listen
 	}
-	_, err = client.Receive(ctx, c.Name, os.Stdout, opt)
-	if errors.Is(err, pipes.ErrTimeout) {
-		return fmt.Errorf("%w (%v)", err, c.Timeout)
+	out := io.Writer(os.Stdout)
+	var guard *ttyGuard
+	if toTerminal && !c.ForceTTY {
+		guard = &ttyGuard{w: out}
+		out = guard
 	}
-	return err
+	act := startReceiving(g, c.Name)
+	notify := notice
+	if act != nil {
+		out, notify = countingWriter{w: out, a: act}, act.notice
+	}
+	res, err := g.pipes(nc, ep, pipes.WithNotice(notify)).Receive(ctx, c.Name, out, opt)
+	if err != nil {
+		act.end()
+	}
+	switch {
+	case guard != nil && guard.refused.Load():
+		// Nothing of it was written: a kept item stays in the pipe, a
+		// live one's sender keeps it.
+		return errBinaryTerminal
+	case errors.Is(err, pipes.ErrTimeout):
+		return fmt.Errorf("%w (%v)", err, c.Timeout)
+	case err != nil:
+		return err
+	}
+	act.received(res.Items, c.Follow)
+	return nil
 }
 
 // sending decides the mode: forced by a flag, implied by one, else from

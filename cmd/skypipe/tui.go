@@ -2,7 +2,11 @@ package main
 
 // The output contract, in one place: data goes to stdout and nothing else
 // does; diagnostics go to stderr as "skypipe: error: ...", "skypipe: hint:
-// ..." or "skypipe: ...", lowercase, with no final period.
+// ..." or "skypipe: ...", lowercase, with no final period. What a command
+// is doing (a receiver waiting, progress, a summary, a satellite started)
+// is told only to a person: when stderr is a terminal and not --quiet
+// (terminalStatus; progress.go draws it). Binary data is not written to a
+// terminal unless --force-tty says so (ttyguard.go).
 
 import (
 	"context"
@@ -44,6 +48,12 @@ func hintf(format string, args ...any)  { printf("hint: "+format, args...) }
 // notice reports something a user should know that is not an error.
 func notice(msg string) { printf("%s", msg) }
 
+// terminalStatus tells whether to say what is happening: stderr is a
+// terminal, and --quiet is not set.
+func terminalStatus(g *Globals) bool {
+	return !g.Quiet && kindOf(os.Stderr) == streamTerminal
+}
+
 // usage reports a command line kong could not parse.
 func usage(err error) int {
 	errorf("%s", strings.TrimSuffix(err.Error(), "."))
@@ -75,6 +85,8 @@ func fail(err error) int {
 		return exitUsage
 	case errors.Is(err, pipes.ErrTimeout):
 		return exitTimeout
+	case errors.Is(err, errBinaryTerminal):
+		hintf("redirect it (skypipe NAME > FILE, skypipe NAME | less), or write it anyway with --force-tty; the item stays in the pipe")
 	case notWhole(err):
 		return exitNotWhole
 	case errors.Is(err, context.Canceled):
