@@ -225,18 +225,14 @@ func (a *activity) end() {
 func (a *activity) size() string { return humanBytes(a.bytes.Load()) }
 
 // took says how long the bytes took, and how fast they went: " in 3.1s
-// (1.9 MiB/s)", or nothing for no bytes.
+// (1.9 MiB/s)"; nothing when that was no time worth saying.
 func (a *activity) took() string {
 	n := a.bytes.Load()
-	if n == 0 {
+	d := a.last.Sub(a.first)
+	if n == 0 || d < 100*time.Millisecond {
 		return ""
 	}
-	d := a.last.Sub(a.first)
-	s := " in " + humanDuration(d)
-	if d >= 100*time.Millisecond {
-		s += fmt.Sprintf(" (%s/s)", humanBytes(int64(float64(n)/d.Seconds())))
-	}
-	return s
+	return fmt.Sprintf(" in %s (%s/s)", humanDuration(d), humanBytes(int64(float64(n)/d.Seconds())))
 }
 
 // humanDuration: tenths of a second up to 10s, whole seconds beyond.
