@@ -53,6 +53,11 @@ on --timeout. With -f it goes on with the next item; an item that breaks
 is reported on stderr, a line it left open is ended with a newline, and
 -f goes on (--strict: stops with that item's exit code).
 
+On a terminal (stderr), a receiver says it waits, a transfer longer than
+a second shows its progress, and each end closes with a summary line;
+--quiet says none of it. A receiver does not write binary data to a
+terminal (stdout) unless --force-tty: it exits 1, and the item stays.
+
 Examples:
   f=$(skypipe jobs) && convert "$f" ...   a worker takes one job
   skypipe -f jobs | xargs -n1 ./work      or every job it is handed

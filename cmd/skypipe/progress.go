@@ -44,7 +44,8 @@ type activity struct {
 	pipe  string // how the summary names the pipe
 	total int64  // bytes expected, -1 unknown
 	// bar: false for a receiver whose stdout is the terminal too, whose
-	// data is its own progress (a progress line would tangle with it).
+	// data is its own progress, and a sender whose stdin is the terminal:
+	// a progress line would tangle with what the terminal shows.
 	bar      bool
 	waiting  *progressbar.ProgressBar // the waiting line, while actWaiting
 	progress *progressbar.ProgressBar // from the first byte on, drawn after progressAfter
@@ -78,7 +79,8 @@ func startSending(g *Globals, name string, size int64) *activity {
 	if !terminalStatus(g) {
 		return nil
 	}
-	return startActivity(actMoving, "sending to "+pipeLabel(name), name, size, true)
+	// Typed on the terminal (--send): a progress line would tangle with the echo.
+	return startActivity(actMoving, "sending to "+pipeLabel(name), name, size, kindOf(os.Stdin) != streamTerminal)
 }
 
 // startReceiving shows a receiver of pipe name: its waiting line, then its
