@@ -123,8 +123,7 @@ func newBar(size int64, desc string, opts ...progressbar.Option) *progressbar.Pr
 		progressbar.OptionSetDescription("skypipe: " + desc),
 		progressbar.OptionSetSpinnerChangeInterval(0),
 		progressbar.OptionSpinnerType(14),
-		progressbar.OptionSetWidth(20), // narrower if the terminal is
-
+		progressbar.OptionSetWidth(20), // or narrower, to fit the terminal
 		progressbar.OptionUseIECUnits(true),
 	}, opts...)...)
 }
