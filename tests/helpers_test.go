@@ -131,6 +131,13 @@ func helperFeed() int {
 	return 0
 }
 
+// readerGone tells whether the reader of stdout, a pipe, is gone.
+func readerGone() bool {
+	fds := []unix.PollFd{{Fd: 1, Events: 0}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0
+}
+
 func helperLines() int {
 	dieWithParent()
 	if len(os.Args) != 3 {
@@ -171,6 +178,9 @@ func helperTailx() int {
 	for time.Now().Before(deadline) {
 		n, err := f.Read(buf)
 		if n == 0 && (err == nil || err == io.EOF) {
+			if readerGone() {
+				return 0 // as tail -f would on its next write: nobody reads
+			}
 			time.Sleep(10 * time.Millisecond) // polling the file, as tail -f does
 			continue
 		}

@@ -110,6 +110,7 @@ func commands() map[string]func(ts *testscript.TestScript, neg bool, args []stri
 	maps.Copy(all, remoteCommands)
 	maps.Copy(all, shipCommands)
 	maps.Copy(all, completeCommands)
+	maps.Copy(all, roleCommands)
 	maps.Copy(all, httpCommands)
 	maps.Copy(all, ttyCommands)
 	return all

@@ -1,13 +1,24 @@
 package main
 
-import "github.com/alecthomas/kong"
+import (
+	"reflect"
+	"strings"
+
+	"github.com/alecthomas/kong"
+)
 
 const description = `Named pipes in the sky: pipe data between shells and machines by name.
 
-With stdin a pipe or file, skypipe sends; otherwise it receives. Receivers
-attached to a pipe get what senders send, live; with none attached, the pipe
-keeps each item (what one sender sends up to its EOF) until a receiver takes
-it. A receiver exits at the end of one item, so a pipe is also a trigger.
+Sending or receiving: stdin a terminal, /dev/null or closed receives;
+stdin a pipe or file sends when stdout is a terminal or /dev/null; with
+both redirected (a script, ssh, a CI runner) say --send or --recv. A
+receiver exits at the end of one item, so a pipe is also a trigger.
+
+Receivers: a taker gets each item for itself alone, kept or live (a job
+queue: each job goes to exactly one worker); a listener (--listen, the
+default when stdout is a terminal) gets a copy of what is sent live. With
+no receiver attached a pipe keeps each item until a taker takes it. -f
+follows: item after item, going on past an item that broke.
 
 Examples:
   cat file | skypipe files         keep a file in the pipe "files"
@@ -15,6 +26,7 @@ Examples:
   skypipe | gzip -9 > out.gz       receive on the default pipe
   tail -f log | skypipe logs       send lines as they come
   skypipe -f logs >> all.log       aggregate every sender, item after item
+  skypipe --listen logs            watch what is sent live
   skypipe trigger; echo go         wait until ...
   echo | skypipe trigger           ... someone fires the trigger
   ls *.jpg | skypipe -l jobs       a job queue: each line an item of its own
@@ -51,4 +63,23 @@ type CLI struct {
 	Setup  SetupCmd  `cmd:"" help:"Deploy, join, check or tear down a satellite for many machines."`
 
 	Completion CompletionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish."`
+}
+
+// reservedHelp lists the command words: a pipe of one of these names is
+// reached as 'skypipe pipe NAME'.
+func reservedHelp() string {
+	var words []string
+	t := reflect.TypeFor[CLI]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if _, ok := f.Tag.Lookup("cmd"); !ok || f.Name == "Pipe" {
+			continue
+		}
+		name := f.Tag.Get("name")
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		words = append(words, name)
+	}
+	return "Reserved words (commands, not pipe names; 'skypipe pipe WORD' reaches a\npipe of that name): " + strings.Join(words, ", ") + "."
 }

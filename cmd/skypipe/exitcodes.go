@@ -6,15 +6,16 @@ import (
 )
 
 // exitCodes is the one table of skypipe's exit codes: --help prints it and
-// README.md holds the same rows (a test checks that they agree). Codes 3 to
-// 9 are kept for the outcomes of a receive.
+// README.md holds the same rows (a test checks that they agree). Codes 4 to
+// 9 are kept for other outcomes of a receive.
 var exitCodes = []struct {
 	code    int
 	meaning string
 }{
 	{0, "done: sent or received whole, or the command did its work"},
-	{exitFailure, "failed: stderr says why (satellite, network, broken item, output)"},
+	{exitFailure, "failed: stderr says why (satellite, network, output)"},
 	{exitUsage, "usage: a bad flag, argument or pipe name; nothing was done"},
+	{exitNotWhole, "not whole: the receiver wrote only part of an item (its tail, or up to where it broke); stderr says which bytes"},
 	{exitTimeout, "--timeout passed with nothing received"},
 	{exitInterrupted, "interrupted (SIGINT, Ctrl-C)"},
 	{exitTerminated, "terminated (SIGTERM)"},

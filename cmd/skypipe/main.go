@@ -46,7 +46,7 @@ func run(args []string) int {
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("skypipe"),
-		kong.Description(description+"\n\n"+exitCodesHelp()),
+		kong.Description(description+"\n\n"+reservedHelp()+"\n\n"+exitCodesHelp()),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Help(printHelp),
 		kong.ExplicitGroups([]kong.Group{*pipeGroup, *connectionGroup}),

@@ -14,8 +14,10 @@
 // open line ends. The open line is cut (what waits is written out) only
 // when its item sends nothing for LineStall (its sender stopped mid-line),
 // or when the line is itself longer than HoldLimit: lines are kept whole up
-// to HoldLimit bytes. An item read from the store (not Live) waits up to
-// HoldLimit.
+// to HoldLimit bytes. A cut line is ended with '\n' before the others'
+// bytes, so that no line holds bytes of two items: the rest of the cut
+// line comes later as a line of its own. An item read from the store (not
+// Live) waits up to HoldLimit.
 //
 // A Mux does not talk to senders: it returns the acks due (Acks) and the
 // items whose end it wrote out (Ended), and its owner acts on them.
@@ -104,9 +106,14 @@ func (m *Mux) Write(s *Stream, data []byte, now time.Time) error {
 	if s.ended {
 		return fmt.Errorf("linemux: write to ended item %s", s.ID)
 	}
-	if m.owner != nil && m.owner != s && m.mayHold(s, len(data), now) {
-		m.hold(s, data)
-		return nil
+	if m.owner != nil && m.owner != s {
+		if m.mayHold(s, len(data), now) {
+			m.hold(s, data)
+			return nil
+		}
+		if err := m.cut(); err != nil {
+			return err
+		}
 	}
 	if len(s.held) > 0 { // what waits goes first
 		data = append(s.held, data...)
@@ -156,8 +163,25 @@ func (m *Mux) Tick(now time.Time) error {
 	if len(m.waiting) == 0 || !m.lineStalled(now) {
 		return nil
 	}
-	m.owner = nil
+	if err := m.cut(); err != nil {
+		return err
+	}
 	return m.flush(now)
+}
+
+// cut ends the open line with '\n', which is not a byte of its item, so
+// that another item's bytes may follow.
+func (m *Mux) cut() error {
+	s := m.owner
+	if s == nil {
+		return nil
+	}
+	m.owner = nil
+	if _, err := m.w.Write([]byte{'\n'}); err != nil {
+		return &OutputError{Stream: s, Err: err}
+	}
+	m.bytes++
+	return nil
 }
 
 // Acks returns the acks due since the last call.

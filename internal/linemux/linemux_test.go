@@ -96,7 +96,7 @@ func TestLinesNeverCutIntoEachOther(t *testing.T) {
 				{at: time.Second / 2, tick: true},
 				{at: time.Second, tick: true},
 			},
-			want: "halfb1\n",
+			want: "half\nb1\n",
 		},
 		{
 			name: "a line longer than HoldLimit is cut",
@@ -105,7 +105,7 @@ func TestLinesNeverCutIntoEachOther(t *testing.T) {
 				{stream: "b", write: "b1\n"},
 				{tick: true},
 			},
-			want: strings.Repeat("x", 17) + "b1\n",
+			want: strings.Repeat("x", 17) + "\nb1\n",
 		},
 		{
 			name: "a kept item does not wait beyond HoldLimit",
@@ -114,7 +114,7 @@ func TestLinesNeverCutIntoEachOther(t *testing.T) {
 				{stream: "k", write: strings.Repeat("k", 10)},
 				{stream: "k", write: strings.Repeat("k", 10) + "\n"},
 			},
-			want: "open" + strings.Repeat("k", 20) + "\n",
+			want: "open\n" + strings.Repeat("k", 20) + "\n",
 		},
 		{
 			name: "a live item waits beyond HoldLimit up to MaxHeld",
