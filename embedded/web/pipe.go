@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/skypipe/skypipe/pipes"
@@ -80,11 +79,7 @@ func (f *Face) receive(w http.ResponseWriter, r *http.Request, name string, a ac
 		return
 	}
 	if listen {
-		// TODO(issue 10): pipes.ReceiveOptions has no listener role yet;
-		// wire ?listen=1 to it once it does.
-		f.fail(w, r, http.StatusNotImplemented, "?listen=1 (a live copy that takes nothing) is not available on this satellite yet",
-			"take items with GET /p/NAME, or follow them with ?follow=1")
-		return
+		opt.Role = pipes.Listen // a live copy; takes a kept item only if one is there
 	}
 	if t := q.Get("timeout"); t != "" {
 		d, err := time.ParseDuration(t)
@@ -94,22 +89,16 @@ func (f *Face) receive(w http.ResponseWriter, r *http.Request, name string, a ac
 		}
 		opt.Timeout = d
 	}
-	// A receiver without follow that joins an item mid-way, or gets one
-	// kept from a byte other than its first, writes out a part: pipes
-	// tells it through a notice. Such an item must not end cleanly.
-	// TODO(issue 10): read partiality from pipes' result once it says so.
-	var partial atomic.Value
-	c, done, ok := f.client(w, r, func(msg string) { partial.Store(msg) })
+	// A receiver without follow that gets only a tail of an item fails
+	// with pipes.ErrPartial: the response is cut, never ended cleanly.
+	c, done, ok := f.client(w, r, nil)
 	if !ok {
 		return
 	}
 	defer done()
 	out := &bodyWriter{w: w, rc: http.NewResponseController(w), name: name}
 	res, err := c.Receive(r.Context(), name, out, opt)
-	switch {
-	case err == nil && !opt.Follow && partial.Load() != nil:
-		err = fmt.Errorf("the item is partial: %v", partial.Load())
-	case err == nil:
+	if err == nil {
 		out.start()
 		f.cfg.Log(fmt.Sprintf("GET %q (%s): %d item(s), %d bytes", name, a.who(), res.Items, res.Bytes))
 		return
