@@ -19,7 +19,7 @@ func TestAggregatorKeepsEverySendersLinesWhole(t *testing.T) {
 		// A's open line holds B's line back until A ends it.
 		{"whole lines", time.Minute, "a1 half rest\nb1\n"},
 		// A stops mid-line: after LineStall, B's line goes out.
-		{"stalled line cut", 100 * time.Millisecond, "a1 halfb1\n rest\n"},
+		{"stalled line cut", 100 * time.Millisecond, "a1 half\nb1\n rest\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sat := newSatellite(t)
@@ -35,7 +35,7 @@ func TestAggregatorKeepsEverySendersLinesWhole(t *testing.T) {
 			b.feed(t, "b1\n")
 			b.close()
 			if tc.stall < time.Minute {
-				eventually(t, "b's line once a's stalls", func() bool { return agg.out.String() == "a1 halfb1\n" })
+				eventually(t, "b's line once a's stalls", func() bool { return agg.out.String() == "a1 half\nb1\n" })
 			} else {
 				// b's line waits (taken in: b is not held back).
 				time.Sleep(3 * sat.cfg.Tick) // not a synchronisation: a window for a wrong write to show

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,7 +129,7 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Logf("%s: %d items, %d bytes, %d pipes, %d receivers", mode, len(items), total, npipes, nrecv)
 
-	skypipe := filepath.Join(binDir, "skypipe")
+	skypipe := skypipeBin(ts)
 	env := scriptEnv(ts)
 
 	type receiver struct {
@@ -144,7 +143,11 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 	startReceivers := func() {
 		for i := range nrecv {
 			r := &receiver{pipe: fmt.Sprintf("load%d", i%npipes), tally: &tally{got: map[string]int{}}, done: make(chan struct{})}
-			r.cmd = exec.Command(skypipe, "--recv", "--follow", r.pipe)
+			args := []string{"--recv", "--follow", r.pipe}
+			if mode == "live" {
+				args = append(args, "--listen") // each a copy of every item
+			}
+			r.cmd = exec.Command(skypipe, args...)
 			r.cmd.Env, r.cmd.Stderr = env, &r.err
 			out, err := r.cmd.StdoutPipe()
 			ts.Check(err)
@@ -299,7 +302,7 @@ func cmdInOrder(ts *testscript.TestScript, neg bool, args []string) {
 	if got := keptItems(ts, pipe); got != n {
 		ts.Fatalf("the pipe keeps %d items, not %d", got, n)
 	}
-	cmd := exec.Command(filepath.Join(binDir, "skypipe"), "--recv", "--follow", pipe)
+	cmd := exec.Command(skypipeBin(ts), "--recv", "--follow", pipe)
 	cmd.Env = scriptEnv(ts)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

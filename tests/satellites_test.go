@@ -83,7 +83,7 @@ func startServe(ts *testscript.TestScript, name string, flags []string) string {
 		"--store", ts.MkAbs(name),
 		"--token-file", tokenFile,
 		"--ready", "--log"}, flags...)
-	cmd := exec.Command(filepath.Join(binDir, "skypipe"), args...)
+	cmd := exec.Command(skypipeBin(ts), args...)
 	cmd.Env = append(os.Environ(), "SKYPIPE_TOKEN=", "SKYPIPE_URL=")
 	logf, err := os.OpenFile(ts.MkAbs(name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	ts.Check(err)
