@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/skypipe/skypipe/internal/jsapi"
 	"github.com/skypipe/skypipe/internal/wire"
 )
 
@@ -19,17 +20,95 @@ type PipeInfo struct {
 	Items     int    // kept items
 	Bytes     uint64 // bytes the satellite stores for them, framing included
 	Receivers int    // receivers attached now
+
+	// What the kept items are, as their stored frames say; the four add up
+	// to Items (see ItemState).
+	Whole, Partial, Broken, Sending int
+	// The ids of the partial and broken items, oldest first, for
+	// RemoveItem ('skypipe rm NAME --item ID').
+	PartialItems, BrokenItems []string
+}
+
+// ItemState is what a kept item is, from its head marker (the offset it is
+// kept from) and its last stored frame.
+type ItemState uint8
+
+const (
+	// ItemWhole: kept from its first byte, and it ends with an end frame.
+	ItemWhole ItemState = iota
+	// ItemSending: kept from its first byte, no end yet: its sender is
+	// still writing it (or vanished, and no receiver found out yet).
+	ItemSending
+	// ItemPartial: kept from a later byte on, because live receivers got
+	// (or took) its start: whoever takes it gets only a tail. Ended or not.
+	ItemPartial
+	// ItemBroken: it ends with an abort frame (its sender gave up while a
+	// receiver read it from the store, or a cluster lost part of it), or a
+	// frame of it is damaged. No receiver takes it for whole.
+	ItemBroken
+)
+
+func (s ItemState) String() string {
+	switch s {
+	case ItemWhole:
+		return "whole"
+	case ItemSending:
+		return "sending"
+	case ItemPartial:
+		return "partial"
+	case ItemBroken:
+		return "broken"
+	}
+	return fmt.Sprintf("ItemState(%d)", uint8(s))
+}
+
+// stateOf tells an item's state from its head marker and its last stored
+// frame (nil when only the head is stored). Broken counts before partial,
+// partial before sending: a tail never becomes whole.
+func stateOf(head, last []byte) ItemState {
+	h, err := wire.Parse(head)
+	if err != nil {
+		return ItemBroken
+	}
+	end := h.End() // an end in the head: nothing else was stored
+	if h.Aborted() {
+		return ItemBroken
+	}
+	if last != nil {
+		f, err := wire.Parse(last)
+		if err != nil || f.Aborted() {
+			return ItemBroken
+		}
+		end = f.End()
+	}
+	switch {
+	case h.Offset > 0:
+		return ItemPartial
+	case !end:
+		return ItemSending
+	}
+	return ItemWhole
 }
 
 // rollWindow is how long List and Attached collect answers to a census.
 const rollWindow = 100 * time.Millisecond
 
-// List returns the pipes that keep items, by name.
+// listHeadBatch is how many item heads List asks for at once: a head is a
+// 16-byte marker, so a batch is a few MB at most.
+const listHeadBatch = 10000
+
+// List returns the pipes that keep items, by name, with what their items
+// are. It asks the satellite a few times a pipe whatever its items: its
+// stream's info, its item heads (a batched direct get, one per
+// listHeadBatch items) and the last frame of each (a multi-last direct
+// get, one per jsapi.MaxLasts items), and the receivers attached.
 func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 	js, err := c.jetstream()
 	if err != nil {
 		return nil, err
 	}
+	l := js.NewLookup()
+	defer l.Close()
 	var out []PipeInfo
 	lister := js.JS.ListStreams(ctx, jetstream.WithStreamListSubject(wire.Root+".*."+wire.KindHead+".*"))
 	for info := range lister.Info() {
@@ -37,32 +116,84 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 			continue
 		}
 		name, ok := info.Config.Metadata[wire.MetaName]
-		if !ok {
+		if !ok || info.State.Msgs == 0 {
 			continue
 		}
 		s := wire.NewSubjects(name)
-		st, err := js.JS.Stream(ctx, s.Stream)
-		if err != nil {
-			return nil, err
+		p := PipeInfo{Name: name, Bytes: info.State.Bytes}
+		if err := c.census(ctx, l, s, &p); err != nil {
+			return nil, fmt.Errorf("listing pipe %q: %w", name, err)
 		}
-		full, err := st.Info(ctx, jetstream.WithSubjectFilter(s.HeadAll()))
-		if err != nil {
-			return nil, err
-		}
-		if len(full.State.Subjects) == 0 {
+		if p.Items == 0 {
 			continue
 		}
-		n, err := c.count(ctx, s)
-		if err != nil {
+		if p.Receivers, err = c.count(ctx, s); err != nil {
 			return nil, err
 		}
-		out = append(out, PipeInfo{Name: name, Items: len(full.State.Subjects), Bytes: full.State.Bytes, Receivers: n})
+		out = append(out, p)
 	}
 	if err := lister.Err(); err != nil {
 		return nil, fmt.Errorf("listing pipes: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// census counts a pipe's kept items by state into p: their heads, oldest
+// first, then the last frame of each. An item taken between the two looks
+// like one still being sent: a snapshot of a pipe in use.
+func (c *Client) census(ctx context.Context, l *jsapi.Lookup, s wire.Subjects, p *PipeInfo) error {
+	js, err := c.jetstream()
+	if err != nil {
+		return err
+	}
+	var heads []jsapi.Head
+	for from, more := uint64(0), true; more; {
+		var batch []jsapi.Head
+		err := js.Retry(ctx, func(ctx context.Context) (err error) {
+			batch, more, err = l.Next(ctx, s.Stream, s.HeadAll(), from, listHeadBatch)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("looking for kept items: %w", err)
+		}
+		heads = append(heads, batch...)
+		if len(batch) > 0 {
+			from = batch[len(batch)-1].Seq + 1
+		}
+	}
+	kept := make([]string, len(heads))
+	for i, h := range heads {
+		kept[i] = s.Kept(wire.LastToken(h.Subject))
+	}
+	var lasts map[string]jsapi.Head
+	err = js.Retry(ctx, func(ctx context.Context) (err error) {
+		lasts, err = l.Lasts(ctx, s.Stream, kept)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("looking at kept items' ends: %w", err)
+	}
+	p.Items = len(heads)
+	for i, h := range heads {
+		var last []byte
+		if m, ok := lasts[kept[i]]; ok {
+			last = m.Data
+		}
+		switch stateOf(h.Data, last) {
+		case ItemWhole:
+			p.Whole++
+		case ItemSending:
+			p.Sending++
+		case ItemPartial:
+			p.Partial++
+			p.PartialItems = append(p.PartialItems, wire.LastToken(h.Subject))
+		case ItemBroken:
+			p.Broken++
+			p.BrokenItems = append(p.BrokenItems, wire.LastToken(h.Subject))
+		}
+	}
+	return nil
 }
 
 // Attached returns how many receivers are attached to a pipe now.

@@ -48,7 +48,9 @@ const pollEvery = 10 * time.Millisecond
 //	inject PIPE CASE [kept] publish a live item (or store a kept one) whose
 //	                       frames are damaged as CASE says (gap, checksum,
 //	                       duplicate, garbage, oversized), as a raw NATS
-//	                       client with the satellite's credentials could
+//	                       client with the satellite's credentials could,
+//	                       or that ends with an abort frame (abort), as a
+//	                       sender that gave up or a cluster's receiver leaves
 var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"satellite": cmdSatellite,
 	"attached":  cmdAttached,
@@ -312,7 +314,7 @@ func frame(flags byte, offset uint64, data string) []byte {
 
 func cmdInject(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 || len(args) > 3 || (len(args) == 3 && args[2] != "kept") {
-		ts.Fatalf("usage: inject PIPE gap|checksum|duplicate|garbage|oversized [kept]")
+		ts.Fatalf("usage: inject PIPE gap|checksum|duplicate|garbage|oversized|abort [kept]")
 	}
 	const lineStart = 1 << 2
 	first := frame(lineStart, 0, "good line\n")
@@ -330,6 +332,9 @@ func cmdInject(ts *testscript.TestScript, neg bool, args []string) {
 		bad = [][]byte{[]byte("not a frame at all")}
 	case "oversized":
 		bad = [][]byte{frame(lineStart, 10, strings.Repeat("x", 512<<10))}
+	case "abort":
+		const end, abort = 1 << 0, 1 << 3
+		bad = [][]byte{frame(end|abort, 10, "")}
 	default:
 		ts.Fatalf("unknown case %q", args[1])
 	}

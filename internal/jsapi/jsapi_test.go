@@ -185,3 +185,37 @@ func TestFullAndCode(t *testing.T) {
 		t.Errorf("DecodeAck of a stored message: %v", err)
 	}
 }
+
+func TestLastsGivesTheLastMessageOfEachSubjectPastTheServersLimit(t *testing.T) {
+	n := MaxLasts + 100 // two requests
+	a := stream(t, n)
+	ctx := context.Background()
+	if _, err := a.JS.Publish(ctx, "s.kept.i1", []byte("later")); err != nil {
+		t.Fatal(err)
+	}
+	l := a.NewLookup()
+	defer l.Close()
+	subjects := []string{"s.kept.none"}
+	for i := range n {
+		subjects = append(subjects, fmt.Sprintf("s.kept.i%d", i))
+	}
+	lasts, err := l.Lasts(ctx, "S", subjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lasts) != n {
+		t.Fatalf("%d lasts, want %d", len(lasts), n)
+	}
+	if _, ok := lasts["s.kept.none"]; ok {
+		t.Fatal("a subject that holds nothing has a last message")
+	}
+	if h := lasts["s.kept.i1"]; string(h.Data) != "later" || h.Seq != uint64(2*n+1) {
+		t.Fatalf("last of s.kept.i1: %q at %d, want the later message at %d", h.Data, h.Seq, 2*n+1)
+	}
+	if h := lasts[fmt.Sprintf("s.kept.i%d", n-1)]; string(h.Data) != "kept" || h.Seq != uint64(2*n) {
+		t.Fatalf("last of the last item: %q at %d", h.Data, h.Seq)
+	}
+	if lasts, err := l.Lasts(ctx, "NONE", subjects[:3]); err != nil || len(lasts) != 0 {
+		t.Fatalf("a stream that does not exist: %v, %v", lasts, err)
+	}
+}

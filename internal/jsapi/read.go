@@ -30,17 +30,20 @@ func Status(m *nats.Msg) string {
 	return m.Header.Get("Status")
 }
 
-// Head is a stored message found by a Lookup: its subject and sequence.
+// Head is a stored message found by a Lookup: its subject, sequence and
+// payload.
 type Head struct {
 	Subject string
 	Seq     uint64
+	Data    []byte
 }
 
-// Lookup finds, in one request, the first stored messages on a subject
-// filter from a sequence on: a batched direct get, which neither creates a
-// consumer nor reads the messages' owners. nats.go's jetstream has no
-// batched get; one request a message would cost a receiver one round trip
-// per kept item it looks at. A Lookup keeps one inbox for all its requests.
+// Lookup finds stored messages by batched direct gets, which neither create
+// a consumer nor read the messages' owners: the first messages on a subject
+// filter from a sequence on (Next), or the last message of each of many
+// subjects (Lasts). nats.go's jetstream has no batched get; one request a
+// message would cost a receiver one round trip per kept item it looks at.
+// A Lookup keeps one inbox for all its requests.
 type Lookup struct {
 	api   *API
 	sub   *nats.Subscription
@@ -55,22 +58,75 @@ func (a *API) NewLookup() *Lookup { return &Lookup{api: a} }
 // at or after sequence from, in order; more says whether the stream holds
 // matching messages beyond them. A stream that does not exist holds none.
 func (l *Lookup) Next(ctx context.Context, stream, filter string, from uint64, batch int) (heads []Head, more bool, err error) {
+	heads, pending, err := l.get(ctx, stream, struct {
+		Seq   uint64 `json:"seq"`
+		Next  string `json:"next_by_subj"`
+		Batch int    `json:"batch"`
+	}{from, filter, batch})
+	if err != nil {
+		return nil, false, err
+	}
+	return heads, pending > 0 && len(heads) > 0, nil
+}
+
+// MaxLasts is how many subjects one multi-last direct get names at most:
+// the satellite refuses to answer with more than 1,024 messages.
+const MaxLasts = 1024
+
+// Lasts returns the last message stream holds on each of subjects, by
+// subject; a subject that holds none is left out, as is every subject of a
+// stream that does not exist. It asks once per MaxLasts subjects, and again
+// for those the satellite left out of an answer to keep it under its byte
+// limit.
+func (l *Lookup) Lasts(ctx context.Context, stream string, subjects []string) (map[string]Head, error) {
+	out := make(map[string]Head, len(subjects))
+	for len(subjects) > 0 {
+		ask := subjects[:min(len(subjects), MaxLasts)]
+		msgs, pending, err := l.get(ctx, stream, struct {
+			Multi []string `json:"multi_last"`
+			Batch int      `json:"batch"`
+		}{ask, len(ask)})
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			out[m.Subject] = m
+		}
+		if pending > 0 && len(msgs) > 0 {
+			// Cut short by the byte limit: ask again for what is missing.
+			rest := make([]string, 0, len(ask)-len(msgs))
+			for _, s := range ask {
+				if _, ok := out[s]; !ok {
+					rest = append(rest, s)
+				}
+			}
+			subjects = append(rest, subjects[len(ask):]...)
+			continue
+		}
+		subjects = subjects[len(ask):]
+	}
+	return out, nil
+}
+
+// get sends one batched direct get and returns the messages of its answer
+// and how many more the stream holds that match it (the end of batch's
+// Nats-Num-Pending).
+func (l *Lookup) get(ctx context.Context, stream string, r any) (msgs []Head, pending uint64, err error) {
 	if l.sub == nil {
 		l.inbox = l.api.NC.NewRespInbox()
 		if l.sub, err = l.api.NC.SubscribeSync(l.inbox + ".*"); err != nil {
-			return nil, false, err
+			return nil, 0, err
 		}
 		_ = l.sub.SetPendingLimits(-1, -1)
 	}
 	l.n++
 	reply := l.inbox + "." + strconv.Itoa(l.n)
-	req, _ := json.Marshal(struct {
-		Seq   uint64 `json:"seq"`
-		Next  string `json:"next_by_subj"`
-		Batch int    `json:"batch"`
-	}{from, filter, batch})
+	req, err := json.Marshal(r)
+	if err != nil {
+		return nil, 0, err
+	}
 	if err := l.api.NC.PublishRequest(l.api.Prefix+"DIRECT.GET."+stream, reply, req); err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
 	// Half the time for the answer, half for asking after the stream when
 	// none comes (see below).
@@ -83,16 +139,16 @@ func (l *Lookup) Next(ctx context.Context, stream, filter string, from uint64, b
 	for {
 		m, err := l.sub.NextMsgWithContext(ctx)
 		if errors.Is(err, nats.ErrNoResponders) {
-			return nil, false, nil // no stream: nothing stored
+			return nil, 0, nil // no stream: nothing stored
 		}
 		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil && l.noStream(parent, stream) {
 			// Across a leaf node to a JetStream domain, a direct get of a
 			// stream that does not exist gets no answer at all, not "no
 			// responders": the stream's info says it does not exist.
-			return nil, false, nil
+			return nil, 0, nil
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, 0, err
 		}
 		if m.Subject != reply {
 			continue // the late answer to an earlier request
@@ -101,16 +157,16 @@ func (l *Lookup) Next(ctx context.Context, stream, filter string, from uint64, b
 		case "":
 			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
 			if err != nil {
-				return nil, false, fmt.Errorf("bad sequence %q from a direct get", m.Header.Get("Nats-Sequence"))
+				return nil, 0, fmt.Errorf("bad sequence %q from a direct get", m.Header.Get("Nats-Sequence"))
 			}
-			heads = append(heads, Head{Subject: m.Header.Get("Nats-Subject"), Seq: seq})
+			msgs = append(msgs, Head{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Data: m.Data})
 		case StatusEndOfBatch:
 			np, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-			return heads, np > 0 && len(heads) > 0, nil
+			return msgs, np, nil
 		case StatusNoMessages, StatusNoResponse: // nothing stored, or no stream
-			return heads, false, nil
+			return msgs, 0, nil
 		default:
-			return nil, false, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
+			return nil, 0, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
 		}
 	}
 }

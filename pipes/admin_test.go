@@ -1,0 +1,145 @@
+package pipes
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/skypipe/skypipe/internal/wire"
+)
+
+func frame(flags byte, offset uint64, data string) []byte {
+	return wire.Seal(append(make([]byte, wire.HeaderLen), data...), flags, offset)
+}
+
+func TestStateOfAnItemFromItsHeadAndLastFrame(t *testing.T) {
+	end := wire.EndFrame(0, 10)
+	abort := wire.EndFrame(wire.FlagAbort, 4)
+	for _, tc := range []struct {
+		name       string
+		head, last []byte
+		want       ItemState
+	}{
+		{"from byte 0 to its end", frame(0, 0, ""), end, ItemWhole},
+		{"empty, ended in its head", wire.EndFrame(0, 0), nil, ItemWhole},
+		{"from byte 0, no end yet", frame(0, 0, ""), frame(0, 0, "abcd"), ItemSending},
+		{"only its head yet", frame(0, 0, ""), nil, ItemSending},
+		{"from a later byte to its end", frame(0, 6, ""), end, ItemPartial},
+		{"from a later byte, no end yet", frame(0, 6, ""), frame(0, 6, "ab"), ItemPartial},
+		{"ends with an abort frame", frame(0, 0, ""), abort, ItemBroken},
+		{"partial and aborted", frame(0, 6, ""), abort, ItemBroken},
+		{"a damaged last frame", frame(0, 0, ""), []byte("not a frame at all"), ItemBroken},
+		{"a damaged head", []byte("junk"), end, ItemBroken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := stateOf(tc.head, tc.last); got != tc.want {
+				t.Fatalf("%s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// pipeInfo returns what List says of one pipe.
+func pipeInfo(ctx context.Context, t *testing.T, c *Client, name string) PipeInfo {
+	t.Helper()
+	list, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("List has no pipe %q: %+v", name, list)
+	return PipeInfo{}
+}
+
+func TestListTellsWholePartialBrokenAndSendingItemsApart(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	const name = "mixed"
+	c := sat.client()
+
+	// Partial: a live receiver leaves mid-item; the rest is kept from
+	// byte 11 on. (First: a taker would take a kept item first.)
+	rctx, stop := context.WithCancel(ctx)
+	r := sat.receive(rctx, sat.client(), name, ReceiveOptions{})
+	sat.attached(ctx, name, 1)
+	g := newGate()
+	s := sendAsync(ctx, sat.client(), name, g)
+	g.feed(t, "first part\n")
+	eventually(t, "the first part out", func() bool { return r.out.String() == "first part\n" })
+	stop()
+	r.wait(t)
+	sat.attached(ctx, name, 0)
+	g.feed(t, "second part\n")
+	g.close()
+	res, err := s.wait(t)
+	if err != nil || res.KeptFrom == 0 {
+		t.Fatalf("the partial item's sender: %+v, %v", res, err)
+	}
+	partial := res.Item
+
+	// Whole: sent with nobody attached.
+	if _, err := c.Send(ctx, name, strings.NewReader("whole\n")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Broken: what a receiver on a cluster leaves of an item whose sender
+	// vanished, or a sender interrupted while its taker read it: its
+	// frames, then an abort frame.
+	subj := wire.NewSubjects(name)
+	const broken = "brokenitem"
+	js, err := c.jetstream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		subject string
+		data    []byte
+	}{
+		{subj.Head(broken), frame(0, 0, "")},
+		{subj.Kept(broken), frame(wire.FlagLineStart, 0, "half a li")},
+		{subj.Kept(broken), wire.EndFrame(wire.FlagAbort, 9)},
+	} {
+		if _, err := js.JS.Publish(ctx, m.subject, m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Sending: a sender still writing, with nobody attached.
+	g2 := newGate()
+	s2 := sendAsync(ctx, sat.client(), name, g2)
+	g2.feed(t, "still writ")
+	sat.kept(ctx, name, 4)
+
+	p := pipeInfo(ctx, t, c, name)
+	if p.Items != 4 || p.Whole != 1 || p.Partial != 1 || p.Broken != 1 || p.Sending != 1 {
+		t.Fatalf("List: %+v; want 4 items: 1 whole, 1 partial, 1 broken, 1 sending", p)
+	}
+	if !slices.Equal(p.PartialItems, []string{partial}) || !slices.Equal(p.BrokenItems, []string{broken}) {
+		t.Fatalf("partial items %v, broken items %v; want [%s] and [%s]", p.PartialItems, p.BrokenItems, partial, broken)
+	}
+
+	// The sender ends its item: whole.
+	g2.feed(t, "ing\n")
+	g2.close()
+	if _, err := s2.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	p = pipeInfo(ctx, t, c, name)
+	if p.Items != 4 || p.Whole != 2 || p.Sending != 0 {
+		t.Fatalf("List after the sender ended: %+v; want 2 whole, none sending", p)
+	}
+
+	// Dropping the broken item leaves the others as they were.
+	if err := c.RemoveItem(ctx, name, broken); err != nil {
+		t.Fatal(err)
+	}
+	p = pipeInfo(ctx, t, c, name)
+	if p.Items != 3 || p.Whole != 2 || p.Partial != 1 || p.Broken != 0 || len(p.BrokenItems) != 0 {
+		t.Fatalf("List after removing the broken item: %+v", p)
+	}
+}
