@@ -134,7 +134,11 @@ func (b *bench) live(what, input string, size int64, n int) (transfer, error) {
 	recvs := make([]*proc, n)
 	for i := range n {
 		sinks[i] = newSink(b.cfg.check)
-		p, err := b.w.run("recv-"+what, nil, sinks[i], "--recv", name)
+		args := []string{"--recv", name}
+		if n > 1 {
+			args = append(args, "--listen") // fan-out: every receiver a copy
+		}
+		p, err := b.w.run("recv-"+what, nil, sinks[i], args...)
 		if err != nil {
 			return transfer{}, err
 		}
