@@ -5,13 +5,23 @@
 //
 // # The contract
 //
-// Every byte a sender reads goes to the receivers attached to the pipe at
-// that moment; while none is attached it is kept in the pipe, in order,
-// until a receiver takes it. Nothing is dropped. An item is what one sender
-// sends up to its EOF. A receiver takes the oldest kept item no other
-// receiver is taking, else the next item sent; without Follow it returns at
-// that item's end.
+// Every byte a sender reads goes to the receivers it should, or the
+// receiver says it did not; while none is attached an item is kept in the
+// pipe, in order, until a receiver takes it. Nothing is dropped. An item is
+// what one sender sends up to its EOF.
 //
+// Receivers have one of two roles (ReceiveOptions.Role). A taker (Take, the
+// zero value) gets each item for itself alone: the oldest kept item no
+// other receiver is taking, else the next item sent, which the sender
+// offers on the take subject, a queue group, so that exactly one waiting
+// taker answers (a busy one passes, a sender tries again up to 16 times,
+// then keeps the item). A listener (Listen) gets a copy of what is sent
+// live, whoever takes it, and with no taker attached it takes the live
+// item (nothing is kept) or a kept one. Without Follow a receiver returns
+// at its item's end; an item written out from a byte other than its first
+// is ErrPartial unless PartialOK. With Follow a broken item is reported
+// and skipped (its open line ended) unless Strict.
+
 // # Names and subjects
 //
 // A pipe name (UTF-8, at most 255 bytes, no control characters) becomes one
@@ -25,7 +35,9 @@
 //	head.<item>  kept: the item's first kept frame, a marker with its start offset
 //	kept.<item>  kept: the item's data frames and its end frame
 //	item.<item>  the sender's control inbox: receivers' acks, claims, leaves, probes
-//	roll         roll call: receivers answer a sender with their id
+//	roll         roll call: listeners answer a sender with their id
+//	take         offers of a new item: one taker of the queue group answers
+//	who          census: every receiver attached answers (ls, Attached)
 //	join         receivers announce themselves (and leave) to senders already sending
 //	rcv.<id>     a receiver's inbox: liveness probes
 //
