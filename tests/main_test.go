@@ -45,6 +45,16 @@ func (b buildFirst) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	if old := os.Getenv("SKYPIPE_TEST_BINARY"); old != "" {
+		// Run the scripts against another build, e.g. an older commit's,
+		// to show that a script fails there.
+		if err := os.Symlink(old, filepath.Join(dir, "skypipe")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		binDir = dir
+		return b.m.Run()
+	}
 	args := []string{"build", "-o", filepath.Join(dir, "skypipe")}
 	if raceBuild() {
 		args = append(args, "-race") // the binary under test, with the race detector
