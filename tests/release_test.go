@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 )
 
 // The release tests check what `goreleaser release --snapshot --clean`
@@ -274,7 +277,9 @@ func TestReleaseDebRuns(t *testing.T) {
 	if out := run("skypipe --version"); strings.TrimSpace(out) != version {
 		t.Errorf("skypipe --version printed %q, want %q", out, version)
 	}
-	if out := run("echo hi | skypipe t && skypipe t"); !strings.HasPrefix(out, "hi\n") {
+	// As a person types it, on a terminal: the mode rule then sends and
+	// receives without --send and --recv.
+	if out := onTerminal(t, env, home, "echo hi | skypipe t && skypipe t"); !regexp.MustCompile(`(?m)^hi\r?$`).MatchString(out) {
 		t.Errorf("echo hi | skypipe t && skypipe t printed %q", out)
 	}
 	if out := run("skypipe stop"); !strings.Contains(out, "stopped the local satellite") {
@@ -303,4 +308,35 @@ func TestReleaseRpmHoldsTheFiles(t *testing.T) {
 			t.Errorf("the rpm lacks %s:\n%s", f, out)
 		}
 	}
+}
+
+// onTerminal runs a shell command on a terminal of its own, as typed at a
+// prompt, and returns what the terminal showed.
+func onTerminal(t *testing.T, env []string, dir, script string) string {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env, cmd.Dir = env, dir
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out bytes.Buffer
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		_, _ = io.Copy(&out, tty) // ends (EIO) once nothing holds the terminal
+	}()
+	select {
+	case <-read:
+	case <-time.After(waitLimit):
+		_ = cmd.Process.Kill()
+		_ = tty.Close()
+		<-read
+		t.Fatalf("%s: still running after %v", script, waitLimit)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out.String())
+	}
+	return out.String()
 }
