@@ -109,9 +109,18 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 	}
 	l := js.NewLookup()
 	defer l.Close()
-	var out []PipeInfo
+	// The listing first, whole: its pages come within one request timeout,
+	// which the per-pipe census below must not eat into.
+	var infos []*jetstream.StreamInfo
 	lister := js.JS.ListStreams(ctx, jetstream.WithStreamListSubject(wire.Root+".*."+wire.KindHead+".*"))
 	for info := range lister.Info() {
+		infos = append(infos, info)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("listing pipes: %w", err)
+	}
+	var out []PipeInfo
+	for _, info := range infos {
 		if !strings.HasPrefix(info.Config.Name, wire.StreamPrefix) {
 			continue
 		}
@@ -131,9 +140,6 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 			return nil, err
 		}
 		out = append(out, p)
-	}
-	if err := lister.Err(); err != nil {
-		return nil, fmt.Errorf("listing pipes: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

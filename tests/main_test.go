@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
@@ -112,6 +113,10 @@ func params(dir string) testscript.Params {
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH"))
+			// PLAINBIN: where skypipe without the race detector is (the
+			// same as binDir's when that has none), for scripts that start
+			// hundreds of processes.
+			env.Setenv("PLAINBIN", cmp.Or(plainDir, binDir))
 			// Everything a local satellite writes stays in the script's dir.
 			env.Setenv("HOME", env.WorkDir)
 			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
