@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/skypipe/skypipe/embedded/web"
-	"github.com/skypipe/skypipe/provision"
 )
 
 // SetupTokenCmd mints a narrow token for the satellite's HTTP face.
@@ -139,17 +137,7 @@ Examples:
 
 // Run prints the CA.
 func (c *SetupCACmd) Run(s *SetupCmd) error {
-	if err := s.noReset(); err != nil {
-		return err
-	}
-	paths, err := provision.DefaultPaths()
-	if err != nil {
-		return err
-	}
-	sat, err := provision.LoadSatellite(paths)
-	if errors.Is(err, provision.ErrNoSatellite) {
-		return &usageError{msg: "no remote satellite is set up: the local one uses no certificate", hint: "deploy one first: skypipe setup ssh [USER@]HOST"}
-	}
+	sat, err := s.remote("the local one uses no certificate")
 	if err != nil {
 		return err
 	}

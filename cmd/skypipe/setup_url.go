@@ -24,21 +24,29 @@ Examples:
 
 // Run prints the join string.
 func (c *SetupURLCmd) Run(ctx context.Context, s *SetupCmd) error {
-	if err := s.noReset(); err != nil {
-		return err
-	}
-	paths, err := provision.DefaultPaths()
-	if err != nil {
-		return err
-	}
-	sat, err := provision.LoadSatellite(paths)
-	if errors.Is(err, provision.ErrNoSatellite) {
-		return &usageError{msg: "no remote satellite is set up: the local one listens on this machine only", hint: "deploy one first: skypipe setup ssh [USER@]HOST"}
-	}
+	sat, err := s.remote("the local one listens on this machine only")
 	if err != nil {
 		return err
 	}
 	fmt.Println(sat.JoinString())
 	printf("this string holds the satellite's token: pass it on privately; on the other machine run 'skypipe setup join' and paste it")
 	return nil
+}
+
+// remote is the remote satellite 'skypipe setup' set up, for the commands
+// that print something of it; without one, a usage error says why the
+// local one will not do.
+func (s *SetupCmd) remote(why string) (provision.Satellite, error) {
+	if err := s.noReset(); err != nil {
+		return provision.Satellite{}, err
+	}
+	paths, err := provision.DefaultPaths()
+	if err != nil {
+		return provision.Satellite{}, err
+	}
+	sat, err := provision.LoadSatellite(paths)
+	if errors.Is(err, provision.ErrNoSatellite) {
+		return provision.Satellite{}, &usageError{msg: "no remote satellite is set up: " + why, hint: "deploy one first: skypipe setup ssh [USER@]HOST"}
+	}
+	return sat, err
 }
