@@ -72,6 +72,11 @@ type Config struct {
 	// how many are removed at once.
 	CleanupBacklog int
 	CleanupWorkers int
+	// Remember is how many finished items a follower remembers, to ignore
+	// their late live frames and the heads of kept ones on their way out
+	// of the pipe. Older ones are forgotten, so that a follower that runs
+	// for months holds no more than this of them.
+	Remember int
 
 	// strict makes a broken invariant panic (tests) rather than only
 	// failing the item.
@@ -107,6 +112,7 @@ func DefaultConfig() Config {
 		AheadPull:      4,
 		CleanupBacklog: 8,
 		CleanupWorkers: 4,
+		Remember:       1 << 16,
 	}
 }
 

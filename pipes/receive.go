@@ -168,7 +168,14 @@ type receiver struct {
 	probes *prober
 	claims *claimer
 
-	items map[string]*inItem
+	// items: the items this receiver is at, and the finished ones it
+	// still holds on to (a receiver without Follow, an item whose end the
+	// output has not written yet). ended: the finished items a follower
+	// remembers after dropping them from items (up to Config.Remember,
+	// oldest first in endedOrder).
+	items      map[string]*inItem
+	ended      map[string]struct{}
+	endedOrder []string
 	// detached: a receiver without Follow that took a kept item wants that
 	// item only; it no longer answers roll calls or takes live items.
 	detached atomic.Bool
@@ -202,6 +209,7 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 		events: make(chan event, receiverEvents),
 		done:   make(chan struct{}),
 		items:  map[string]*inItem{},
+		ended:  map[string]struct{}{},
 		last:   time.Now(),
 	}
 	r.claims = newClaimer(c, js, s, r.rid, r.post)
@@ -319,7 +327,7 @@ func (r *receiver) offered(m *nats.Msg) error {
 	if !ok {
 		return nil // not an offer a sender makes
 	}
-	if r.detached.Load() || r.items[id] != nil {
+	if r.detached.Load() || r.known(id) {
 		r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Pass, 0, r.rid)
 		_ = m.Respond(r.ctlBuf)
 		return nil
@@ -376,6 +384,33 @@ func (r *receiver) wantsMore() bool {
 	return true
 }
 
+// known tells whether the receiver is at item id or finished it.
+func (r *receiver) known(id string) bool {
+	if r.items[id] != nil {
+		return true
+	}
+	_, ok := r.ended[id]
+	return ok
+}
+
+// forget drops a follower's finished item from items, remembering only
+// its id (up to Config.Remember of them): a follower's memory and the
+// loop's walks over items stay the size of what it is at, not of all it
+// ever took.
+func (r *receiver) forget(it *inItem) {
+	if !r.opt.Follow || it.claim != nil || it.sub != nil || it.open() || it.state == itemEnding {
+		return
+	}
+	delete(r.items, it.id)
+	r.ended[it.id] = struct{}{}
+	r.endedOrder = append(r.endedOrder, it.id)
+	if len(r.endedOrder) > max(r.cfg.Remember, 1) {
+		delete(r.ended, r.endedOrder[0])
+		r.endedOrder[0] = ""
+		r.endedOrder = r.endedOrder[1:]
+	}
+}
+
 // move changes an item's state, or reports a move itemMoves does not allow.
 func (r *receiver) move(it *inItem, to itemState) error {
 	for _, ok := range itemMoves[it.state] {
@@ -420,6 +455,9 @@ func (r *receiver) handle(ctx context.Context, ev event) error {
 	f, err := wire.Parse(ev.msg.Data)
 	if err != nil {
 		it := r.items[ev.item]
+		if _, done := r.ended[ev.item]; it == nil && done {
+			return nil
+		}
 		if it == nil {
 			it = &inItem{id: ev.item}
 			r.items[ev.item] = it
@@ -442,6 +480,10 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 	it := r.items[id]
 	if it == nil && r.detached.Load() {
 		return nil // not ours: its sender keeps it for the others
+	}
+	if _, done := r.ended[id]; it == nil && done {
+		r.ackFrame(id, f) // finished: keep the sender from waiting on us
+		return nil
 	}
 	if it == nil && r.claims.holdsAhead(id) {
 		// Claimed ahead: it comes from the store; keep the sender from waiting on us.
@@ -650,6 +692,7 @@ func (r *receiver) complete(ctx context.Context, it *inItem) error {
 			return err
 		}
 	}
+	r.forget(it)
 	if r.opt.Follow && r.wantsMore() {
 		return r.claimNext(ctx)
 	}
@@ -698,7 +741,11 @@ func (r *receiver) broken(ctx context.Context, it *inItem, cause error) error {
 			return err
 		}
 	}
-	return r.notWhole1(it, cause)
+	if err := r.notWhole1(it, cause); err != nil {
+		return err
+	}
+	r.forget(it)
+	return nil
 }
 
 // fatal tells whether an item's failure ends a follower too: its own
@@ -809,7 +856,7 @@ func (r *receiver) quiet(ctx context.Context, it *inItem) (bool, error) {
 
 // claimNext takes the oldest kept item no other receiver is taking, if any.
 func (r *receiver) claimNext(ctx context.Context) error {
-	known := func(id string) bool { return r.items[id] != nil }
+	known := r.known
 	if r.wantsMore() {
 		if a := r.claims.takeAhead(ctx, known); a != nil {
 			it := &inItem{id: a.item}
