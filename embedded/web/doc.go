@@ -11,7 +11,8 @@
 //	GET /p/NAME           take one item, as `skypipe NAME` does;
 //	                      ?follow=1 goes on with the next items (-f),
 //	                      ?timeout=30s ends with 504 when nothing arrives
-//	DELETE /p/NAME        drop the items the pipe keeps (`skypipe rm`)
+//	DELETE /p/NAME        drop the items the pipe keeps (`skypipe rm`);
+//	                      ?item=ID drops that one (`skypipe rm NAME --item ID`)
 //	GET /pipes            the pipes that keep items, as JSON (`skypipe ls`)
 //	GET /                 a page to send a file or take an item, in a browser
 //	WebSocket upgrade     NATS over WebSocket, to the satellite's own

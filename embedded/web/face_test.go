@@ -134,7 +134,7 @@ func TestSendTakeListRemove(t *testing.T) {
 	readAll(t, resp)
 	resp = f.do(t, "GET", "/pipes", satToken, nil)
 	var list []pipeInfo
-	if err := json.Unmarshal([]byte(readAll(t, resp)), &list); err != nil || len(list) != 1 || list[0].Name != "files/photos" || list[0].Items != 2 {
+	if err := json.Unmarshal([]byte(readAll(t, resp)), &list); err != nil || len(list) != 1 || list[0].Name != "files/photos" || list[0].Items != 2 || list[0].Whole != 2 || list[0].BrokenItems == nil {
 		t.Fatalf("GET /pipes: %+v %v", list, err)
 	}
 	resp = f.do(t, "GET", "/p/files%2Fphotos", satToken, nil)
@@ -144,8 +144,23 @@ func TestSendTakeListRemove(t *testing.T) {
 	if cd := resp.Header.Get("Content-Disposition"); cd != `attachment; filename=files_photos` {
 		t.Errorf("Content-Disposition %q", cd)
 	}
-	resp = f.do(t, "DELETE", "/p/files%2Fphotos", satToken, nil)
+	// One item by its id, as rm --item: the others stay.
+	readAll(t, f.do(t, "PUT", "/p/files%2Fphotos", satToken, strings.NewReader("third")))
+	resp = f.do(t, "PUT", "/p/files%2Fphotos", satToken, strings.NewReader("fourth"))
+	var fourth sent
+	if err := json.Unmarshal([]byte(readAll(t, resp)), &fourth); err != nil || fourth.Item == "" {
+		t.Fatalf("PUT: %+v %v", fourth, err)
+	}
+	resp = f.do(t, "DELETE", "/p/files%2Fphotos?item="+fourth.Item, satToken, nil)
 	if got := readAll(t, resp); resp.StatusCode != 200 || !strings.Contains(got, `"removed":1`) {
+		t.Fatalf("DELETE ?item=: %d %s", resp.StatusCode, got)
+	}
+	resp = f.do(t, "DELETE", "/p/files%2Fphotos?item="+fourth.Item, satToken, nil)
+	if got := readAll(t, resp); resp.StatusCode != 404 {
+		t.Fatalf("DELETE ?item= of an item gone: %d %s", resp.StatusCode, got)
+	}
+	resp = f.do(t, "DELETE", "/p/files%2Fphotos", satToken, nil)
+	if got := readAll(t, resp); resp.StatusCode != 200 || !strings.Contains(got, `"removed":2`) {
 		t.Fatalf("DELETE: %d %s", resp.StatusCode, got)
 	}
 	// An empty item is an item: a trigger.

@@ -165,13 +165,24 @@ func fileName(pipe string) string {
 	return name
 }
 
-// remove drops the pipe's kept items.
+// remove drops the pipe's kept items, or with ?item=ID that one item (a
+// partial or broken one GET /pipes names).
 func (f *Face) remove(w http.ResponseWriter, r *http.Request, name string, a access) {
 	c, done, ok := f.client(w, r, nil)
 	if !ok {
 		return
 	}
 	defer done()
+	if item := r.URL.Query().Get("item"); item != "" {
+		if err := c.RemoveItem(r.Context(), name, item); err != nil {
+			status, hint := statusOf(err)
+			f.fail(w, r, status, err.Error(), hint)
+			return
+		}
+		f.cfg.Log(fmt.Sprintf("DELETE %q item %s (%s)", name, item, a.who()))
+		writeJSON(w, http.StatusOK, map[string]any{"pipe": name, "item": item, "removed": 1})
+		return
+	}
 	n, err := c.Remove(r.Context(), name)
 	if err != nil {
 		status, hint := statusOf(err)
@@ -182,12 +193,21 @@ func (f *Face) remove(w http.ResponseWriter, r *http.Request, name string, a acc
 	writeJSON(w, http.StatusOK, map[string]any{"pipe": name, "removed": n})
 }
 
-// pipeInfo is one pipe of GET /pipes.
+// pipeInfo is one pipe of GET /pipes: the fields of 'skypipe ls --json'
+// but "default" (a client's setting, not the satellite's).
 type pipeInfo struct {
 	Name      string `json:"name"`
 	Items     int    `json:"items"`
 	Bytes     uint64 `json:"bytes"`
 	Receivers int    `json:"receivers"`
+	Whole     int    `json:"whole"`
+	Partial   int    `json:"partial"`
+	Broken    int    `json:"broken"`
+	Sending   int    `json:"sending"`
+	// The ids of partial and broken items, oldest first: DELETE
+	// /p/NAME?item=ID removes one, as 'skypipe rm NAME --item ID' does.
+	PartialItems []string `json:"partial_items"`
+	BrokenItems  []string `json:"broken_items"`
 }
 
 // list answers the pipes that keep items, those the token names only.
@@ -206,10 +226,22 @@ func (f *Face) list(w http.ResponseWriter, r *http.Request, a access) {
 	out := []pipeInfo{}
 	for _, p := range all {
 		if a.full || a.scope.Covers(p.Name) {
-			out = append(out, pipeInfo{Name: p.Name, Items: p.Items, Bytes: p.Bytes, Receivers: p.Receivers})
+			out = append(out, pipeInfo{
+				Name: p.Name, Items: p.Items, Bytes: p.Bytes, Receivers: p.Receivers,
+				Whole: p.Whole, Partial: p.Partial, Broken: p.Broken, Sending: p.Sending,
+				PartialItems: nonNil(p.PartialItems), BrokenItems: nonNil(p.BrokenItems),
+			})
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// nonNil makes an empty list [] in JSON, never null.
+func nonNil(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -236,6 +268,8 @@ func statusOf(err error) (int, string) {
 	switch {
 	case errors.Is(err, pipes.ErrInvalidName):
 		return http.StatusBadRequest, fmt.Sprintf("a pipe name is UTF-8 text of at most %d bytes, without control characters", pipes.MaxNameLen)
+	case errors.Is(err, pipes.ErrNoItem):
+		return http.StatusNotFound, "GET /pipes lists the ids of partial and broken items"
 	case errors.Is(err, pipes.ErrTimeout):
 		return http.StatusGatewayTimeout, "nothing arrived within ?timeout"
 	case errors.Is(err, pipes.ErrPipeFull):
