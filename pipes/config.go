@@ -103,7 +103,7 @@ func DefaultConfig() Config {
 		FailoverRetry: 250 * time.Millisecond,
 		SettleTime:    2 * time.Second,
 
-		KeptPullMsgs:   16,
+		KeptPullMsgs:   8,
 		KeptPullBytes:  4 << 20,
 		KeptSlots:      8,
 		KeptPullWait:   2 * time.Second,
