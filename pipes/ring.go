@@ -9,8 +9,25 @@ type ring struct {
 }
 
 func (r *ring) put(off uint64, data []byte, size int) {
-	if r.buf == nil {
-		r.buf = make([]byte, size)
+	if len(r.buf) < size && off == uint64(len(r.buf)) && off+uint64(len(data)) <= uint64(size) {
+		// Not full yet: the ring grows with the item, so that a trigger
+		// or a line costs its bytes, not the whole window (allocating
+		// the ~9.5 MiB window for every small item cost a sender up to
+		// 75 ms of GC on a busy machine).
+		n := len(r.buf) + len(data)
+		if n > cap(r.buf) {
+			grown := make([]byte, len(r.buf), min(max(2*cap(r.buf), n, 64<<10), size))
+			copy(grown, r.buf)
+			r.buf = grown
+		}
+		r.buf = append(r.buf, data...)
+		r.end = uint64(n)
+		return
+	}
+	if len(r.buf) < size {
+		full := make([]byte, size)
+		copy(full, r.buf) // the bytes from 0 on sit where the ring keeps them
+		r.buf = full
 	}
 	for len(data) > 0 {
 		i := int(off % uint64(len(r.buf)))

@@ -1,11 +1,34 @@
 package pipes
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestRingKeepsTheLastWindow(t *testing.T) {
+	for _, chunk := range []int{300, 1000, 7} {
+		t.Run(fmt.Sprint(chunk), func(t *testing.T) { ringKeepsTheLastWindow(t, chunk) })
+	}
+}
+
+// TestRingOfASmallItemIsSmall: the ring grows with what it holds, up to
+// its size.
+func TestRingOfASmallItemIsSmall(t *testing.T) {
+	var r ring
+	r.put(0, []byte("hello\n"), 10<<20)
+	if cap(r.buf) > 64<<10 {
+		t.Fatalf("a ring holding 6 bytes has room for %d", cap(r.buf))
+	}
+	p := make([]byte, 16)
+	if n := r.get(0, p); string(p[:n]) != "hello\n" || !r.holds(0) {
+		t.Fatalf("read back %q", p[:n])
+	}
+}
+
+func ringKeepsTheLastWindow(t *testing.T, chunk int) {
 	const size = 1000
 	var r ring
-	data := make([]byte, 300)
+	data := make([]byte, chunk)
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
