@@ -88,8 +88,8 @@
 // the item out up to some byte, and no remaining receiver was attached
 // before that byte, nobody will write out what follows: the sender keeps
 // the item from there. It holds the bytes it sent live that a receiver may
-// not have written out yet (a ring of LiveWindow, HoldLimit and two chunks,
-// 9.5 MiB) for exactly this; a sender asked to keep bytes its ring no
+// not have written out yet (a ring of up to LiveWindow, HoldLimit and two
+// chunks, 9.5 MiB, that grows with the item) for exactly this; a sender asked to keep bytes its ring no
 // longer holds fails the item rather than keep it with a hole. Once an item is kept, all the rest of it is kept as well, so that
 // whoever takes it gets it whole; receivers attached meanwhile also get it
 // live, from where they attached. A receiver that attaches after the end
@@ -185,7 +185,9 @@
 //	             confirmations and the watchdog that fails a silent store
 //	receiver     the event loop of one Receive: it dispatches events (live
 //	             frames, kept frames, reader failures, probe answers) and
-//	             keeps each item's state (itemState, with itemMoves)
+//	             keeps each item's state (itemState, with itemMoves); a
+//	             follower forgets finished items but their ids (the last
+//	             Config.Remember of them)
 //	linemux.Mux  the receiver's output: lines of several items, never one
 //	             inside another; it returns the acks due and the items
 //	             ended, and the loop sends and completes them
