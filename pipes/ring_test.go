@@ -66,3 +66,26 @@ func ringKeepsTheLastWindow(t *testing.T, chunk int) {
 		from += uint64(n)
 	}
 }
+
+// TestRingOfABigItemTakesTheWindowOnce: a ring that outgrows an eighth of
+// its size takes the whole size at once, so that all the buffers it ever
+// had add up to little more than its size (doubling to the end would add
+// up to about twice as much, garbage the sender's heap carries).
+func TestRingOfABigItemTakesTheWindowOnce(t *testing.T) {
+	size := DefaultConfig().ringSize()
+	var r ring
+	data := make([]byte, chunkSize)
+	total, last := 0, 0
+	for off := uint64(0); off < 2*uint64(size); off += uint64(len(data)) {
+		r.put(off, data, size)
+		if c := cap(r.buf); c != last {
+			total, last = total+c, c
+		}
+	}
+	if len(r.buf) != size {
+		t.Fatalf("the ring of a big item holds %d bytes, want %d", len(r.buf), size)
+	}
+	if total > size+size/4 {
+		t.Fatalf("the ring's buffers add up to %d bytes for a size of %d", total, size)
+	}
+}

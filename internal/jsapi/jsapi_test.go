@@ -181,8 +181,20 @@ func TestFullAndCode(t *testing.T) {
 	if err := DecodeAck([]byte(`{"error":{"code":503,"err_code":10023,"description":"insufficient resources"}}`)); !Full(err) {
 		t.Errorf("DecodeAck of a full store: %v", err)
 	}
-	if err := DecodeAck([]byte(`{"stream":"S","seq":1}`)); err != nil {
-		t.Errorf("DecodeAck of a stored message: %v", err)
+	for _, tc := range []struct {
+		ack string
+		ok  bool
+	}{
+		{`{"stream":"S","seq":1}`, true},
+		{`{"stream":"error","seq":1}`, true}, // "error" as a value, not a key
+		{`{"stream":"S","seq":1,"duplicate":true}`, true},
+		{`{"error":{"code":500,"err_code":10077,"description":"maximum messages exceeded"}}`, false},
+		{`not an answer`, false},
+		{``, false},
+	} {
+		if err := DecodeAck([]byte(tc.ack)); (err == nil) != tc.ok {
+			t.Errorf("DecodeAck(%s) = %v", tc.ack, err)
+		}
 	}
 }
 
