@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -105,7 +106,7 @@ func completeLine(parser *kong.Kong) bool {
 
 // shellSafeName is a pipe name offered as a completion: one the shell
 // takes as it is, without quoting.
-var shellSafeName = regexp.MustCompile(`^[A-Za-z0-9._/@:+,=%-]+$`)
+var shellSafeName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._/@:+,=%-]+$`) })
 
 // predictPipes offers the names of the pipes that keep items, asked of the
 // satellite in use (the environment's or the cached one) if it answers;
@@ -142,7 +143,7 @@ func predictPipes(complete.Args) []string {
 	}
 	var names []string
 	for _, p := range list {
-		if p.Name != pipes.DefaultName && shellSafeName.MatchString(p.Name) {
+		if p.Name != pipes.DefaultName && shellSafeName().MatchString(p.Name) {
 			names = append(names, p.Name)
 		}
 	}

@@ -46,7 +46,6 @@ func run(args []string) int {
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("skypipe"),
-		kong.Description(description+"\n\n"+reservedHelp()+"\n\n"+exitCodesHelp()),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Help(printHelp),
 		kong.ExplicitGroups([]kong.Group{*pipeGroup, *connectionGroup}),
@@ -55,6 +54,8 @@ func run(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Set after kong.New, which would scan it for ${vars} on every run.
+	parser.Model.Help = description + "\n\n" + reservedHelp() + "\n\n" + exitCodesHelp()
 	if completeLine(parser) {
 		return 0
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -92,7 +93,8 @@ func (r Result) DedicatedIPv4() bool {
 // Host is the public name of an app.
 func Host(app string) string { return app + ".fly.dev" }
 
-var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
+// Compiled on first use: every skypipe command would pay for it at start.
+var appName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`) })
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Org == "" {
@@ -107,7 +109,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MemoryMB == 0 {
 		o.MemoryMB = DefaultMemoryMB
 	}
-	if o.App != "" && !appName.MatchString(o.App) {
+	if o.App != "" && !appName().MatchString(o.App) {
 		return o, fmt.Errorf("%q is not a Fly app name: lowercase letters, digits and dashes, 3 to 63 of them", o.App)
 	}
 	if o.VolumeGB < 1 || o.MemoryMB < 256 {

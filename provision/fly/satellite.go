@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"regexp"
 	"strconv"
+	"sync"
 )
 
 // The satellite's shape, shared by Deploy, fly.toml and the Dockerfile (a
@@ -54,11 +55,13 @@ func ReleasedImage(version string) string { return ReleaseRepository + ":" + ver
 
 // releaseVersion is a version a release is tagged with: 1.2.3, or a
 // pre-release such as 1.2.3-rc.1; not dev builds or snapshots.
-var releaseVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)(\.?[0-9]+)*)?$`)
+var releaseVersion = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)(\.?[0-9]+)*)?$`)
+}) // compiled on first use, not at every start
 
 // IsRelease tells whether version is a release's, which published its
 // satellite's image.
-func IsRelease(version string) bool { return releaseVersion.MatchString(version) }
+func IsRelease(version string) bool { return releaseVersion().MatchString(version) }
 
 // ServeArgs is the satellite's command after the binary.
 func ServeArgs() []string {
