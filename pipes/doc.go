@@ -89,8 +89,10 @@
 // before that byte, nobody will write out what follows: the sender keeps
 // the item from there. It holds the bytes it sent live that a receiver may
 // not have written out yet (a ring of up to LiveWindow, HoldLimit and two
-// chunks, 9.5 MiB, that grows with the item) for exactly this; a sender asked to keep bytes its ring no
-// longer holds fails the item rather than keep it with a hole. Once an item is kept, all the rest of it is kept as well, so that
+// chunks, 9.5 MiB, that grows with the item up to an eighth of that, then
+// takes it whole) for exactly this; a sender asked to keep bytes its ring
+// no longer holds fails the item rather than keep it with a hole. Once an
+// item is kept, all the rest of it is kept as well, so that
 // whoever takes it gets it whole; receivers attached meanwhile also get it
 // live, from where they attached. A receiver that attaches after the end
 // of an item went out live is not waited for.

@@ -13,18 +13,17 @@ func (r *ring) put(off uint64, data []byte, size int) {
 		// Not full yet: the ring grows with the item, so that a trigger
 		// or a line costs its bytes, not the whole window (allocating
 		// the ~9.5 MiB window for every small item cost a sender up to
-		// 75 ms of GC on a busy machine).
-		// Past an eighth of the window it takes the whole window at once:
-		// growing by doubling to the end would leave the sender's heap
-		// with garbage of about the window's size (11 MiB more RSS for a
-		// 256 MiB item).
+		// 75 ms of GC on a busy machine). Past an eighth of the window it
+		// takes the whole window at once: doubling all the way would
+		// leave about a window of garbage on the sender's heap (11 MiB
+		// more RSS for a 256 MiB item).
 		n := len(r.buf) + len(data)
 		if n > cap(r.buf) {
 			c := max(2*cap(r.buf), n, 64<<10)
 			if c > size/8 {
 				c = size
 			}
-			grown := make([]byte, len(r.buf), min(c, size))
+			grown := make([]byte, len(r.buf), c)
 			copy(grown, r.buf)
 			r.buf = grown
 		}
