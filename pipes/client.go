@@ -26,6 +26,9 @@ type Client struct {
 	// sends one after another (SendLines), so that each does not allocate
 	// its own.
 	chunks *sync.Pool
+	// confirmations routes store confirmations to the writers of the
+	// items being kept.
+	confirmations confirmations
 }
 
 // Option configures a Client.

@@ -104,7 +104,6 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 		pool: c.chunks,
 	}
 	ctx, explain, stop := c.watch(ctx)
-	defer stop()
 	snd.probes = newProber(ctx, c, func(rid string, gone bool) {
 		kind := byte(ctlAlive)
 		if gone {
@@ -114,6 +113,8 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 	})
 	res, err := snd.run(ctx, r)
 	snd.close()
+	stop()
+	snd.unsubscribe()
 	if err = explain(err); errors.Is(err, ErrDisconnected) {
 		// Whatever failed after the loss (a publish, a flush) adds nothing.
 		err = fmt.Errorf("%w after %d bytes of item %s", ErrDisconnected, res.Bytes, res.Item)
@@ -136,19 +137,25 @@ func (snd *sender) move(to sendState) error {
 // kept tells whether the item is stored from keptFrom on.
 func (snd *sender) kept() bool { return snd.state == sendKept || snd.state == sendKeptEnding }
 
-// close ends the sender's subscriptions and waits for its goroutines: the
-// control listener, the probes and the store's watchdog.
+// close waits for the sender's goroutines: the control listener, the
+// probes and the store's watchdog.
 func (snd *sender) close() {
 	close(snd.done)
-	for _, sub := range snd.subs {
-		_ = sub.Unsubscribe()
-	}
 	snd.listening.Wait()
 	snd.probes.close()
 	if snd.tick != nil {
 		snd.tick.Stop()
 	}
 	snd.store.close()
+}
+
+// unsubscribe ends the sender's subscriptions. Send does it last, with no
+// wait after it, so that their ends leave in one write, with the start of
+// the next item of a SendLines.
+func (snd *sender) unsubscribe() {
+	for _, sub := range snd.subs {
+		_ = sub.Unsubscribe()
+	}
 }
 
 // ctlBacklog is how many control messages the satellite may have sent a

@@ -103,14 +103,13 @@ func storeError(s wire.Subjects, err error) error {
 
 // storeWriter publishes one item's kept frames and tracks the satellite's
 // confirmations, at most StoreWindow in flight. Its owner, a sender, calls
-// write and wait from one goroutine; confirmations come in on a NATS
-// callback, and a watchdog fails the writer when they stop coming.
+// write and wait from one goroutine; confirmations come in through the
+// Client's confirmations, and a watchdog fails the writer when they stop
+// coming.
 type storeWriter struct {
-	c     *Client
-	s     wire.Subjects
-	item  string
-	inbox string
-	sub   *nats.Subscription
+	c    *Client
+	s    wire.Subjects
+	item string
 	// headStored: the head frame is stored (confirmed by request);
 	// every later frame is published with one shared reply subject.
 	headStored bool
@@ -132,16 +131,60 @@ type storeWriter struct {
 }
 
 func (c *Client) newStoreWriter(s wire.Subjects, item string) (*storeWriter, error) {
-	w := &storeWriter{c: c, s: s, item: item, inbox: c.nc.NewRespInbox(), stop: make(chan struct{})}
+	w := &storeWriter{c: c, s: s, item: item, subject: s.Kept(item), stop: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
-	sub, err := c.nc.Subscribe(w.inbox+".*", w.onAck)
+	reply, err := c.confirmations.add(c.nc, item, w.onAck)
 	if err != nil {
 		return nil, err
 	}
-	_ = sub.SetPendingLimits(-1, -1)
-	w.sub = sub
+	w.reply = reply
 	w.watcher.Go(w.watch)
 	return w, nil
+}
+
+// confirmations hands the satellite's confirmations of stored frames to the
+// writers of a Client's items, through one subscription made on first use:
+// an item, a SendLines line among them, costs no subscription of its own.
+// The reply subject of an item's frames ends in its id.
+type confirmations struct {
+	mu     sync.Mutex
+	prefix string
+	sub    *nats.Subscription
+	to     map[string]func(*nats.Msg)
+}
+
+// add routes the confirmations sent to the returned reply subject to onAck
+// until remove.
+func (r *confirmations) add(nc *nats.Conn, item string, onAck func(*nats.Msg)) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sub == nil {
+		prefix := nc.NewInbox()
+		sub, err := nc.Subscribe(prefix+".*", r.route)
+		if err != nil {
+			return "", err
+		}
+		_ = sub.SetPendingLimits(-1, -1)
+		r.prefix, r.sub, r.to = prefix, sub, map[string]func(*nats.Msg){}
+	}
+	r.to[item] = onAck
+	return r.prefix + "." + item, nil
+}
+
+// remove stops routing an item's confirmations: late ones are dropped.
+func (r *confirmations) remove(item string) {
+	r.mu.Lock()
+	delete(r.to, item)
+	r.mu.Unlock()
+}
+
+func (r *confirmations) route(m *nats.Msg) {
+	r.mu.Lock()
+	onAck := r.to[wire.LastToken(m.Subject)]
+	r.mu.Unlock()
+	if onAck != nil {
+		onAck(m)
+	}
 }
 
 // watch fails the writer when confirmations stop coming: a frame published
@@ -206,9 +249,6 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 	w.mu.Unlock()
 	// One reply subject for every frame: the satellite confirms a stream's
 	// publishes in order, and onAck only counts them.
-	if w.reply == "" {
-		w.reply, w.subject = w.inbox+".ack", w.s.Kept(w.item)
-	}
 	w.msg = nats.Msg{Subject: w.subject, Reply: w.reply, Data: buf}
 	if err := w.c.nc.PublishMsg(&w.msg); err != nil {
 		return fmt.Errorf("storing in pipe %q: %w", w.s.Name, err)
@@ -272,12 +312,13 @@ func (w *storeWriter) wait(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// close stops the writer and waits for its watchdog.
+// close stops the writer and waits for its watchdog. Confirmations that
+// come later are dropped.
 func (w *storeWriter) close() {
 	if w == nil {
 		return
 	}
-	_ = w.sub.Unsubscribe()
+	w.c.confirmations.remove(w.item)
 	close(w.stop)
 	w.watcher.Wait()
 }
