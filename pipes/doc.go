@@ -178,7 +178,9 @@
 // Each job is one type with one owner; every goroutine is waited for by
 // whoever started it, and every timing and size is a field of Config.
 //
-//	Client       one connection: its Config, its JetStream API (internal/jsapi)
+//	Client       one connection: its Config, its JetStream API (internal/jsapi),
+//	             and confirmations: one subscription that hands the store's
+//	             confirmations to the writers of every item it keeps
 //	sender       one item being sent: its state (sendState, with the moves
 //	             sendMoves allows), reading ahead, the roll call, the ring
 //	audience     the receivers of the item being sent: pacing by the slowest,
