@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -120,6 +122,7 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 		return nil, fmt.Errorf("listing pipes: %w", err)
 	}
 	var out []PipeInfo
+	var subjects []wire.Subjects
 	for _, info := range infos {
 		if !strings.HasPrefix(info.Config.Name, wire.StreamPrefix) {
 			continue
@@ -136,10 +139,15 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 		if p.Items == 0 {
 			continue
 		}
-		if p.Receivers, err = c.count(ctx, s); err != nil {
-			return nil, err
-		}
 		out = append(out, p)
+		subjects = append(subjects, s)
+	}
+	receivers, err := c.count(ctx, subjects...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Receivers = receivers[i]
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -208,40 +216,80 @@ func (c *Client) Attached(ctx context.Context, name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return c.count(ctx, s)
-}
-
-// count asks every receiver attached to answer, takers and listeners, and
-// counts the answers that come within rollWindow.
-func (c *Client) count(ctx context.Context, s wire.Subjects) (int, error) {
-	inbox := c.nc.NewRespInbox()
-	seen := map[string]bool{}
-	sub, err := c.nc.SubscribeSync(inbox)
+	n, err := c.count(ctx, s)
 	if err != nil {
 		return 0, err
 	}
-	defer sub.Unsubscribe()
-	if err := c.nc.PublishRequest(s.Who(), inbox, nil); err != nil {
-		return 0, err
+	return n[0], nil
+}
+
+// count asks every receiver attached to each of the pipes to answer,
+// takers and listeners, and counts the answers of each pipe that come
+// within rollWindow: one window for all the pipes, whatever their number,
+// cut short when the satellite says that none of them has anyone.
+func (c *Client) count(ctx context.Context, pipes ...wire.Subjects) ([]int, error) {
+	var (
+		mu       sync.Mutex
+		seen     = make([]map[string]bool, len(pipes))
+		none     = make([]bool, len(pipes)) // the satellite said "no responders"
+		empty    int
+		allEmpty = make(chan struct{})
+	)
+	if len(pipes) == 0 {
+		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, rollWindow)
-	defer cancel()
-	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			return len(seen), nil
-		case errors.Is(err, nats.ErrNoResponders):
-			return 0, nil
-		case err != nil:
-			return 0, err
-		case m.Header.Get("Status") == "503":
-			return 0, nil
+	for i := range seen {
+		seen[i] = map[string]bool{}
+	}
+	inbox := c.nc.NewRespInbox()
+	// A callback, not NextMsg: NextMsg turns "no responders" into an error
+	// that does not say which pipe it came from.
+	sub, err := c.nc.Subscribe(inbox+".*", func(m *nats.Msg) {
+		i, err := strconv.Atoi(wire.LastToken(m.Subject))
+		if err != nil || i < 0 || i >= len(pipes) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if jsapi.Status(m) == jsapi.StatusNoResponse {
+			if !none[i] {
+				none[i] = true
+				if empty++; empty == len(pipes) {
+					close(allEmpty)
+				}
+			}
+			return
 		}
 		if cm, ok := wire.ParseCtl(m.Data); ok && cm.Kind == wire.Join {
-			seen[cm.RID] = true
+			seen[i][cm.RID] = true
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	_ = sub.SetPendingLimits(-1, -1)
+	for i, s := range pipes {
+		if err := c.nc.PublishRequest(s.Who(), inbox+"."+strconv.Itoa(i), nil); err != nil {
+			return nil, err
 		}
 	}
+	window := time.NewTimer(rollWindow)
+	defer window.Stop()
+	select {
+	case <-window.C:
+	case <-allEmpty:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	_ = sub.Unsubscribe()
+	mu.Lock()
+	defer mu.Unlock()
+	n := make([]int, len(pipes))
+	for i := range seen {
+		n[i] = len(seen[i])
+	}
+	return n, nil
 }
 
 // Remove drops every item a pipe keeps and returns how many there were.

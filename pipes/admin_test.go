@@ -2,6 +2,7 @@ package pipes
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -141,5 +142,32 @@ func TestListTellsWholePartialBrokenAndSendingItemsApart(t *testing.T) {
 	p = pipeInfo(ctx, t, c, name)
 	if p.Items != 3 || p.Whole != 2 || p.Partial != 1 || p.Broken != 0 || len(p.BrokenItems) != 0 {
 		t.Fatalf("List after removing the broken item: %+v", p)
+	}
+}
+
+// TestCountAsksEveryPipeInOneWindow: the census of List asks the
+// receivers of many pipes at once and tells each pipe's own apart, "no
+// responders" of some pipes included; Attached of a pipe with nobody
+// says 0.
+func TestCountAsksEveryPipeInOneWindow(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	c := sat.client()
+	want := []int{0, 1, 3, 0, 2}
+	pipes := make([]wire.Subjects, len(want))
+	for i, n := range want {
+		name := fmt.Sprintf("p%d", i)
+		pipes[i] = wire.NewSubjects(name)
+		for range n {
+			sat.receive(ctx, sat.client(), name, ReceiveOptions{Role: Listen})
+		}
+		sat.attached(ctx, name, n)
+	}
+	got, err := c.count(ctx, pipes...)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("receivers by pipe: %v, %v; want %v", got, err, want)
+	}
+	if n, err := c.Attached(ctx, "nobody-here"); err != nil || n != 0 {
+		t.Fatalf("Attached of a pipe with nobody: %d, %v", n, err)
 	}
 }
