@@ -556,6 +556,9 @@ func (cl *claimer) finish(ctx context.Context, c *claim) {
 
 func (cl *claimer) cleaner(ctx context.Context, jobs <-chan cleanupJob) {
 	for job := range jobs {
+		if cl.cfg.cleanupStarting != nil {
+			cl.cfg.cleanupStarting(job.item)
+		}
 		cctx, cancel := cleanupContext(ctx, cl.cfg.FailoverWait+cl.cfg.APITimeout)
 		var err error
 		if job.byPurge {

@@ -85,6 +85,9 @@ type Config struct {
 	// strict makes a broken invariant panic (tests) rather than only
 	// failing the item.
 	strict bool
+	// cleanupStarting, if set (tests), is called as the removal of a kept
+	// item written out whole begins.
+	cleanupStarting func(item string)
 }
 
 // DefaultConfig returns the timings and sizes skypipe uses.

@@ -475,3 +475,67 @@ func TestTimeoutEndsAnIdleReceiver(t *testing.T) {
 		t.Fatal("returned before its timeout")
 	}
 }
+
+// TestReceiverAnswersProbesUntilItsItemIsRemoved: a receiver that wrote a
+// kept item out whole still answers presence probes while the item is
+// being removed, so that no other receiver judges it gone, clears its
+// claim and takes the item again; once the item is removed, it is gone.
+func TestReceiverAnswersProbesUntilItsItemIsRemoved(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	const name = "handover"
+	data := payload(1<<20, 8)
+	if _, err := sat.client().Send(ctx, name, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	removing, release := make(chan string, 1), make(chan struct{})
+	cfg := sat.cfg
+	cfg.cleanupStarting = func(item string) {
+		removing <- item
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}
+	r := sat.receive(ctx, New(sat.conn(), WithConfig(cfg)), name, ReceiveOptions{})
+	var item string
+	select {
+	case item = <-removing:
+	case <-ctx.Done():
+		t.Fatal("the receiver never began to remove its item")
+	}
+	// The item is written out; its removal has not begun. Who holds it?
+	c := sat.client()
+	js, err := c.jetstream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := wire.NewSubjects(name)
+	st, err := js.JS.Stream(ctx, s.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holder string
+	for info := range st.ListConsumers(ctx).Info() {
+		if info.Config.FilterSubject == s.Claim(item) {
+			holder = info.Config.Metadata[wire.MetaReceiver]
+		}
+	}
+	if holder == "" {
+		t.Fatal("no claim on the item while it is being removed")
+	}
+	if c.peerGone(ctx, s.Rcv(holder)) {
+		t.Fatal("the receiver looked gone while removing the item it wrote out")
+	}
+	close(release)
+	if _, err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal([]byte(r.out.String()), data) {
+		t.Fatalf("got %d bytes, want the whole %d", r.out.Len(), len(data))
+	}
+	sat.kept(ctx, name, 0)
+	if !c.peerGone(ctx, s.Rcv(holder)) {
+		t.Fatal("the receiver still answers probes after it returned")
+	}
+}

@@ -164,7 +164,11 @@ type receiver struct {
 	subs   []*nats.Subscription
 	live   *nats.Subscription // a listener's: every live frame
 	offers *nats.Subscription // a taker's: offers of new items
-	done   chan struct{}      // closed when the loop returns
+	// alive answers presence probes. It ends last, once the items this
+	// receiver wrote out are removed: a receiver that looked gone before
+	// would let another take them again.
+	alive  *nats.Subscription
+	done   chan struct{} // closed when the loop returns
 	probes *prober
 	claims *claimer
 
@@ -244,9 +248,11 @@ func (r *receiver) run(ctx context.Context) error {
 	if _, err := r.subscribe(r.s.Who(), answer); err != nil {
 		return err
 	}
-	if _, err := r.subscribe(r.s.Rcv(r.rid), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+	alive, err := r.c.nc.Subscribe(r.s.Rcv(r.rid), func(m *nats.Msg) { _ = m.Respond(nil) })
+	if err != nil {
 		return err
 	}
+	r.alive = alive
 	if err := r.c.nc.FlushTimeout(r.cfg.APITimeout); err != nil {
 		return fmt.Errorf("attaching to pipe %q: %w", r.s.Name, err)
 	}
@@ -992,6 +998,9 @@ func (r *receiver) close(ctx context.Context) error {
 		r.unsubscribe(it)
 	}
 	err := r.claims.close(ctx)
+	if r.alive != nil {
+		_ = r.alive.Unsubscribe()
+	}
 	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Leave, 0, r.rid)
 	_ = r.c.nc.Publish(r.s.Join(), r.ctlBuf)
 	_ = r.c.nc.FlushTimeout(r.cfg.ProbeTimeout)
