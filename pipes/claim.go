@@ -203,6 +203,9 @@ func (cl *claimer) start(c *claim) {
 	cl.readers.Go(func() {
 		defer close(c.done)
 		defer c.pull.Close()
+		if cl.cfg.readStarting != nil {
+			cl.cfg.readStarting(c.ctx, c.item)
+		}
 		cl.read(c)
 	})
 }

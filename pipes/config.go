@@ -1,6 +1,9 @@
 package pipes
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Config holds every timing and size of the pipes a Client moves. The zero
 // value is not usable: start from DefaultConfig.
@@ -88,6 +91,9 @@ type Config struct {
 	// cleanupStarting, if set (tests), is called as the removal of a kept
 	// item written out whole begins.
 	cleanupStarting func(item string)
+	// readStarting, if set (tests), is called by the reader of a claimed
+	// item before its first pull; ctx ends when the reader is stopped.
+	readStarting func(ctx context.Context, item string)
 }
 
 // DefaultConfig returns the timings and sizes skypipe uses.

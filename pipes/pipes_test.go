@@ -539,3 +539,48 @@ func TestReceiverAnswersProbesUntilItsItemIsRemoved(t *testing.T) {
 		t.Fatal("the receiver still answers probes after it returned")
 	}
 }
+
+// TestPlainReceiverTakesNoSecondItemBeforeItsFirstComes: a receiver
+// without Follow that claimed a kept item takes no other, even while the
+// first one's frames are slow to come and it looks in the store again
+// meanwhile.
+func TestPlainReceiverTakesNoSecondItemBeforeItsFirstComes(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	const name = "one-only"
+	first, second := payload(300<<10, 9), payload(300<<10, 10)
+	for _, it := range [][]byte{first, second} {
+		if _, err := sat.client().Send(ctx, name, bytes.NewReader(it)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reading, release := make(chan string, 2), make(chan struct{})
+	cfg := sat.cfg
+	cfg.readStarting = func(rctx context.Context, item string) {
+		reading <- item
+		select {
+		case <-release:
+		case <-rctx.Done():
+		}
+	}
+	r := sat.receive(ctx, New(sat.conn(), WithConfig(cfg)), name, ReceiveOptions{})
+	select {
+	case <-reading:
+	case <-ctx.Done():
+		t.Fatal("the receiver claimed nothing")
+	}
+	// Its first item's frames are held back over several rescans.
+	select {
+	case item := <-reading:
+		t.Fatalf("a receiver without Follow claimed a second item (%s) while its first was on its way", item)
+	case <-time.After(5 * sat.cfg.Rescan): // not a synchronisation: a window for a wrong claim to show
+	}
+	close(release)
+	if _, err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal([]byte(r.out.String()), first) {
+		t.Fatalf("got %d bytes, want the first item's %d", r.out.Len(), len(first))
+	}
+	sat.kept(ctx, name, 1)
+}

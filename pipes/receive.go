@@ -380,7 +380,9 @@ func (r *receiver) finished() bool {
 // wantsMore: the receiver would take a(nother) kept item now.
 func (r *receiver) wantsMore() bool {
 	if !r.opt.Follow {
-		return r.primary == ""
+		// One item: not another once it took one, even before its first
+		// byte comes (detached), or a rescan meanwhile would take a second.
+		return r.primary == "" && !r.detached.Load()
 	}
 	for _, it := range r.items {
 		if it.claim != nil && !it.claim.caughtUp {
