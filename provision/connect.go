@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -136,6 +137,12 @@ func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 		via = " through the proxy " + redactProxy(proxy)
 	}
 	nc, err := nats.Connect(raw, opts...)
+	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		// A satellite that refuses the credentials says so and closes; a
+		// client still writing its handshake then sees the close, not the
+		// refusal. Once more, to hear what it says.
+		nc, err = nats.Connect(raw, opts...)
+	}
 	if err != nil {
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
 			return nil, fmt.Errorf("%w at %s", ErrAuth, Redact(raw))
