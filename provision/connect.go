@@ -51,8 +51,18 @@ type Endpoint struct {
 // Pinned tells whether the endpoint trusts one CA of its own.
 func (ep Endpoint) Pinned() bool { return len(ep.CAPEM) > 0 }
 
-// dialTimeout bounds a connection attempt.
-const dialTimeout = 3 * time.Second
+// Two bounds on a connection attempt. dialTimeout is for the TCP (or
+// proxy) connection: an address where nothing answers is reported
+// unreachable after it. handshakeTimeout is for what follows, from the
+// satellite's INFO to the PONG of the first PING (and TLS and WebSocket
+// on the way): a satellite that took the connection is there, and one on a
+// busy machine or at the end of a slow link may take more than a dial's
+// time to answer (a loaded CI machine saw a local satellite answer after
+// 3 s; with one bound, that was "satellite unreachable").
+const (
+	dialTimeout      = 3 * time.Second
+	handshakeTimeout = 15 * time.Second
+)
 
 // Dial connects to an endpoint: its URL, else its Alt if URL is
 // unreachable. A client that loses its connection fails rather than
@@ -82,7 +92,7 @@ func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 	}
 	opts := []nats.Option{
 		nats.Name("skypipe"),
-		nats.Timeout(dialTimeout),
+		nats.Timeout(handshakeTimeout),
 		nats.NoReconnect(),
 		nats.PingInterval(20 * time.Second),
 		nats.MaxPingsOutstanding(3),
@@ -135,6 +145,8 @@ func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 		// The proxy resolves the name: this machine may not be able to.
 		opts = append(opts, nats.SetCustomDialer(connectDialer{proxy: proxy, timeout: dialTimeout}), nats.SkipHostLookup())
 		via = " through the proxy " + redactProxy(proxy)
+	} else {
+		opts = append(opts, nats.SetCustomDialer(&net.Dialer{Timeout: dialTimeout}))
 	}
 	nc, err := nats.Connect(raw, opts...)
 	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {

@@ -5,6 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/skypipe/skypipe/tests/link"
 )
 
 func TestFromURL(t *testing.T) {
@@ -69,5 +74,51 @@ func TestTokensArePrivate(t *testing.T) {
 	}
 	if _, err := ReadToken(path); !errors.Is(err, ErrInsecureFile) {
 		t.Fatalf("ReadToken of a 0644 file: err = %v, want ErrInsecureFile", err)
+	}
+}
+
+// A satellite that takes the connection but answers its handshake later
+// than a dial may take (a busy machine, a slow link) is reached, not
+// reported unreachable; an address where nothing listens still fails at
+// once.
+func TestDialWaitsForASlowHandshake(t *testing.T) {
+	// The server's own bound on a client's CONNECT (2 s by default) is
+	// not what this test is about: it gets room.
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Authorization: "tok", AuthTimeout: 30,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	slow, err := link.Start(srv.Addr().String(), link.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	// INFO comes after one delay and PONG after a second: the handshake
+	// takes longer than dialTimeout.
+	delay := dialTimeout/2 + 500*time.Millisecond
+	slow.SetDelay(0, delay)
+
+	start := time.Now()
+	nc, err := Dial(Endpoint{URL: "nats://" + slow.Addr(), Token: "tok"})
+	if err != nil {
+		t.Fatalf("a slow handshake: %v", err)
+	}
+	took := time.Since(start)
+	nc.Close()
+	if took < dialTimeout {
+		t.Fatalf("the handshake took %v, not longer than the dial bound %v: the test proves nothing", took, dialTimeout)
+	}
+
+	_, err = Dial(Endpoint{URL: "nats://127.0.0.1:1", Token: "tok"})
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("nothing listening: %v", err)
 	}
 }
