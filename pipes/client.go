@@ -115,8 +115,15 @@ func (c *Client) watch(ctx context.Context) (context.Context, func(error) error,
 	go func() {
 		defer close(done)
 		select {
-		case <-ch:
-			cancel(ErrDisconnected)
+		case _, open := <-ch:
+			// stop closes ch (nats.go's RemoveStatusListener does): that
+			// is the watch ending, not the connection. Taken for a loss,
+			// it turned a sender's own error ("pipe full") into "lost the
+			// connection" whenever this goroutine woke before stop's
+			// cancel.
+			if open {
+				cancel(ErrDisconnected)
+			}
 		case <-ctx.Done():
 		}
 	}()
@@ -137,8 +144,8 @@ func (c *Client) watch(ctx context.Context) (context.Context, func(error) error,
 		return err
 	}
 	return ctx, explain, func() {
-		c.nc.RemoveStatusListener(ch)
 		cancel(nil)
+		c.nc.RemoveStatusListener(ch)
 		<-done
 	}
 }
