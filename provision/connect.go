@@ -146,7 +146,11 @@ func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 		opts = append(opts, nats.SetCustomDialer(connectDialer{proxy: proxy, timeout: dialTimeout}), nats.SkipHostLookup())
 		via = " through the proxy " + redactProxy(proxy)
 	} else {
-		opts = append(opts, nats.SetCustomDialer(&net.Dialer{Timeout: dialTimeout}))
+		// The dialer, not nats.go, resolves the name: dialTimeout then
+		// bounds the whole dial, and a host with IPv6 and IPv4 addresses
+		// gets Happy Eyeballs (nats.go would try each address for the
+		// whole bound, in random order).
+		opts = append(opts, nats.SetCustomDialer(&net.Dialer{Timeout: dialTimeout}), nats.SkipHostLookup())
 	}
 	nc, err := nats.Connect(raw, opts...)
 	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {

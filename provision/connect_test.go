@@ -2,6 +2,7 @@ package provision
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -121,4 +122,12 @@ func TestDialWaitsForASlowHandshake(t *testing.T) {
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("nothing listening: %v", err)
 	}
+
+	// A name, not an address: the dialer resolves it.
+	_, port, _ := net.SplitHostPort(srv.Addr().String())
+	nc, err = Dial(Endpoint{URL: "nats://localhost:" + port, Token: "tok"})
+	if err != nil {
+		t.Fatalf("by name: %v", err)
+	}
+	nc.Close()
 }
