@@ -106,10 +106,10 @@
 // messages; the last ack waits for the satellite's answer), falling back
 // on a purge of the item's subjects (on a cluster it always purges: a
 // purge is answered once a majority holds it, an ack may die with its
-// leader), and only then deletes its consumer,
-// behind the receiver's loop; it answers presence probes until then, so
-// that no other receiver judges it gone and takes the item again. If it dies instead, the item is still whole
-// in the stream: the next receiver that meets error 10100 probes the holder
+// leader), and only then deletes its consumer, behind the receiver's loop;
+// it answers presence probes until then, so that no other receiver judges
+// it gone and takes the item again. If it dies instead, the item is still
+// whole in the stream: the next receiver that meets error 10100 probes the holder
 // (its id is in the consumer's metadata), deletes the consumer of a dead
 // one, and takes the item from its first byte. A receiver finds the oldest
 // kept items by asking the stream for the messages on head.* from a
