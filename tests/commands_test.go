@@ -28,6 +28,11 @@ import (
 // waitLimit bounds every wait for a condition in a script.
 const waitLimit = 30 * time.Second
 
+// askLimit bounds one look at a satellite by a helper that polls it: a
+// cluster replicating fast on a loaded machine can take seconds to answer,
+// and a look cut short only costs another.
+const askLimit = 15 * time.Second
+
 // pollEvery is how often a wait looks at its condition again.
 const pollEvery = 10 * time.Millisecond
 
@@ -75,14 +80,16 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	// load_test.go
 	"load":    cmdLoad,
 	"inorder": cmdInOrder,
-	// netlink_test.go, busy_test.go, jsdomain_test.go, takenwhole_test.go, items_test.go
-	"link":       cmdLink,
-	"busy":       cmdBusy,
-	"jsdomain":   cmdJSDomain,
-	"takenwhole": cmdTakenWhole,
-	"keptbytes":  cmdKeptBytes,
-	"heads":      cmdHeads,
-	"takeall":    cmdTakeAll,
+	// netlink_test.go, busy_test.go, jsdomain_test.go, takenwhole_test.go, items_test.go,
+	// account_test.go
+	"link":        cmdLink,
+	"busy":        cmdBusy,
+	"jsdomain":    cmdJSDomain,
+	"takenwhole":  cmdTakenWhole,
+	"keptbytes":   cmdKeptBytes,
+	"natsaccount": cmdNatsAccount,
+	"heads":       cmdHeads,
+	"takeall":     cmdTakeAll,
 }
 
 func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {

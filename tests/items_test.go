@@ -46,7 +46,7 @@ func cmdKeptBytes(ts *testscript.TestScript, neg bool, args []string) {
 	c, done := client(ts)
 	defer done()
 	waitFor(ts, fmt.Sprintf("%q to keep %d bytes", args[0], want), func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), askLimit)
 		defer cancel()
 		list, err := c.List(ctx)
 		if err != nil {
@@ -72,7 +72,7 @@ func cmdHeads(ts *testscript.TestScript, neg bool, args []string) {
 	headAll := wire.NewSubjects(args[0]).HeadAll()
 	var ids []string
 	waitFor(ts, "the heads of pipe "+args[0], func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), askLimit)
 		defer cancel()
 		ids = ids[:0]
 		st, err := js.Stream(ctx, wire.StreamName(args[0]))

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/skypipe/skypipe/embedded"
+	"github.com/skypipe/skypipe/tests/link"
 )
 
 var timing = Timing{Call: 5 * time.Second, FailoverWait: 2 * time.Second, FailoverRetry: 10 * time.Millisecond}
@@ -229,5 +230,48 @@ func TestLastsGivesTheLastMessageOfEachSubjectPastTheServersLimit(t *testing.T) 
 	}
 	if lasts, err := l.Lasts(ctx, "NONE", subjects[:3]); err != nil || len(lasts) != 0 {
 		t.Fatalf("a stream that does not exist: %v, %v", lasts, err)
+	}
+}
+
+func TestLookupWaitsForASlowAnswer(t *testing.T) {
+	a := stream(t, 2)
+	slow, err := link.Start(a.NC.ConnectedAddr(), link.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	nc, err := nats.Connect("nats://" + slow.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	call := 2 * time.Second
+	b, err := New(nc, "", Timing{Call: call, FailoverWait: call, FailoverRetry: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every answer comes after more than half of a call's time: the
+	// stream's info, asked for at half time, says the stream is there,
+	// and the answer of the get is still taken.
+	slow.SetDelay(0, call*13/20)
+	l := b.NewLookup()
+	defer l.Close()
+	start := time.Now()
+	heads, _, err := l.Next(context.Background(), "S", "s.head.*", 0, 10)
+	if err != nil || len(heads) != 2 {
+		t.Fatalf("a slow answer: %v, %v", heads, err)
+	}
+	if took := time.Since(start); took < call/2 {
+		t.Fatalf("the answer took %v, not longer than half a call: the test proves nothing", took)
+	}
+	lasts, err := l.Lasts(context.Background(), "S", []string{"s.kept.i0", "s.kept.i1"})
+	if err != nil || len(lasts) != 2 {
+		t.Fatalf("a slow answer to a multi-last get: %v, %v", lasts, err)
+	}
+
+	// Slower than a whole call: the caller is told, and nothing waits on.
+	slow.SetDelay(0, call*3/2)
+	if _, _, err := l.Next(context.Background(), "S", "s.head.*", 0, 10); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("an answer later than a call: %v", err)
 	}
 }

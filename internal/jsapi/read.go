@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -129,24 +130,41 @@ func (l *Lookup) get(ctx context.Context, stream string, r any) (msgs []Head, pe
 	if err := l.api.NC.PublishRequest(l.api.Prefix+"DIRECT.GET."+stream, reply, req); err != nil {
 		return nil, 0, err
 	}
-	// Half the time for the answer, half for asking after the stream when
-	// none comes (see below).
-	parent, wait := ctx, l.api.T.Call
+	// The answer gets the whole of T.Call (or of ctx's time, if less). When
+	// none has come by half of it, the stream's info is asked for beside
+	// the wait: across a leaf node to a JetStream domain, a direct get of
+	// a stream that does not exist gets no answer at all, not "no
+	// responders", and the info says it does not exist. A stream that is
+	// there and slow to answer (a cluster member busy replicating, a loaded
+	// machine) is waited for: asking again would only queue behind this.
+	wait := l.api.T.Call
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 		wait = time.Until(dl)
 	}
-	ctx, cancel := context.WithTimeout(ctx, wait/2)
-	defer cancel()
-	for {
-		m, err := l.sub.NextMsgWithContext(ctx)
-		if errors.Is(err, nats.ErrNoResponders) {
-			return nil, 0, nil // no stream: nothing stored
+	whole, cancel := context.WithTimeout(ctx, wait)
+	read, stopRead := context.WithCancel(whole)
+	var gone atomic.Bool
+	var probing sync.WaitGroup
+	probing.Add(1)
+	probe := time.AfterFunc(wait/2, func() {
+		defer probing.Done()
+		if l.noStream(whole, stream) {
+			gone.Store(true)
+			stopRead()
 		}
-		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil && l.noStream(parent, stream) {
-			// Across a leaf node to a JetStream domain, a direct get of a
-			// stream that does not exist gets no answer at all, not "no
-			// responders": the stream's info says it does not exist.
-			return nil, 0, nil
+	})
+	defer func() {
+		cancel()
+		if probe.Stop() {
+			probing.Done()
+		}
+		probing.Wait()
+		stopRead()
+	}()
+	for {
+		m, err := l.sub.NextMsgWithContext(read)
+		if errors.Is(err, nats.ErrNoResponders) || err != nil && gone.Load() {
+			return nil, 0, nil // no stream: nothing stored
 		}
 		if err != nil {
 			return nil, 0, err
