@@ -44,6 +44,11 @@ var (
 	// was not kept. Items kept before are untouched.
 	ErrPipeFull = errors.New("pipe full")
 
+	// ErrAccountLimit: a NATS account's JetStream limit (its max_streams,
+	// or its max_file or max_bytes) stopped an item from being kept. It
+	// comes with ErrPipeFull; what the account kept before is untouched.
+	ErrAccountLimit = errors.New("the NATS account is at its JetStream limit")
+
 	// ErrNotStored: the satellite did not confirm storing a kept item in
 	// time (it is overloaded, or its cluster lost the pipe's leader). The
 	// item is not handed out as whole.

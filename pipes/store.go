@@ -59,10 +59,13 @@ func (c *Client) ensureStream(ctx context.Context, s wire.Subjects) error {
 		}
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("creating the store of pipe %q: %w", s.Name, err)
+	switch {
+	case err == nil:
+		return nil
+	case jsapi.Code(err) == jsapi.CodeMaxStreams, jsapi.Full(err):
+		return storeError(s, err)
 	}
-	return nil
+	return fmt.Errorf("creating the store of pipe %q: %w", s.Name, err)
 }
 
 // purgeItem deletes every stored frame of an item.
@@ -91,12 +94,17 @@ func (c *Client) storedFrom(ctx context.Context, s wire.Subjects, item string, s
 	return found, nil
 }
 
+// storeError names the limit that stopped an item from being kept, if one
+// did: the satellite's store (its --max-store, or the disk), or the JetStream
+// limits of the user's NATS account.
 func storeError(s wire.Subjects, err error) error {
-	if jsapi.Full(err) {
+	switch code := jsapi.Code(err); {
+	case code == jsapi.CodeMaxStreams:
+		return fmt.Errorf("%w: %w: it may hold no more streams (max_streams), and pipe %q keeps its items in one of its own (%v)", ErrPipeFull, ErrAccountLimit, s.Name, err)
+	case code == jsapi.CodeAccountResources:
+		return fmt.Errorf("%w: %w: its store is full (max_file or max_bytes); pipe %q kept nothing of this item (%v)", ErrPipeFull, ErrAccountLimit, s.Name, err)
+	case jsapi.Full(err):
 		return fmt.Errorf("%w: the satellite's store is at its cap; pipe %q kept nothing of this item (%v)", ErrPipeFull, s.Name, err)
-	}
-	if jsapi.Code(err) == jsapi.CodeMaxStreams {
-		return fmt.Errorf("%w: the account may hold no more JetStream streams, so pipe %q cannot keep items (%v)", ErrPipeFull, s.Name, err)
 	}
 	return fmt.Errorf("storing in pipe %q: %w", s.Name, err)
 }
