@@ -205,6 +205,10 @@ func (s *Server) Connect(name, token string) (*nats.Conn, error) {
 	return nats.Connect("nats://127.0.0.1", opts...)
 }
 
+// NATS returns the NATS server itself, for statistics (Connz, Varz) read
+// in the process that embeds it.
+func (s *Server) NATS() *server.Server { return s.ns }
+
 // Shutdown stops the satellite and waits until it has.
 func (s *Server) Shutdown() {
 	s.ns.Shutdown()

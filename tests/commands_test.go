@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -81,7 +82,7 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"load":    cmdLoad,
 	"inorder": cmdInOrder,
 	// netlink_test.go, busy_test.go, jsdomain_test.go, takenwhole_test.go, items_test.go,
-	// account_test.go
+	// account_test.go, tails_test.go
 	"link":        cmdLink,
 	"busy":        cmdBusy,
 	"jsdomain":    cmdJSDomain,
@@ -89,6 +90,7 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"keptbytes":   cmdKeptBytes,
 	"natsaccount": cmdNatsAccount,
 	"heads":       cmdHeads,
+	"tails":       cmdTails,
 	"takeall":     cmdTakeAll,
 }
 
@@ -101,9 +103,14 @@ func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {
 	token := hex.EncodeToString(b[:])
 	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", StoreDir: ts.MkAbs(".satellite"), Token: token})
 	ts.Check(err)
-	ts.Defer(srv.Shutdown)
+	inProcess.Store(ts, srv)
+	ts.Defer(func() { inProcess.Delete(ts); srv.Shutdown() })
 	ts.Setenv("SKYPIPE_URL", strings.Replace(srv.URL(), "nats://", "nats://"+token+"@", 1))
 }
+
+// inProcess holds each script's satellite started by cmdSatellite, for the
+// commands that read its statistics.
+var inProcess sync.Map // *testscript.TestScript -> *embedded.Server
 
 // client connects to the satellite a script's skypipe would use.
 func client(ts *testscript.TestScript) (*pipes.Client, func()) {
