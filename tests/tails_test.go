@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/skypipe/skypipe/embedded"
+	"github.com/skypipe/skypipe/pipes"
 )
 
 // Many machines on one pipe, from real processes:
@@ -25,7 +26,8 @@ import (
 //	tails SAT PIPE SENDERS LINES
 //	    one aggregator (`skypipe --recv -f PIPE`) attaches; SENDERS senders
 //	    (`skypipe --send PIPE`, each fed like `tail -f | skypipe PIPE`) each
-//	    write LINES lines, one every tailEvery, all at once; half-way a
+//	    write LINES lines, one every tailEvery, all at once (started one
+//	    every tailRamp, the lines start once all run); half-way a
 //	    listener (`skypipe --recv -f --listen PIPE`) attaches. Then every
 //	    sender's stdin ends. Every sender must exit 0; the aggregator must
 //	    have every line exactly once, each sender's in order; the listener
@@ -34,13 +36,21 @@ import (
 //	    SAT is a satellite `satserve SAT` started: its CPU time and memory
 //	    are logged, with the senders', aggregator's and listener's memory.
 //	    SAT "here" is the one `satellite` started in the test process:
-//	    what each connection sent and got through it is logged instead
+//	    what each connection sent and got through it is logged instead,
+//	    and what the satellite carries while every sender is quiet for
+//	    tailIdle before its input ends
 //	    (a subscriber to ">" would count it all, but it answers every
 //	    request, and "no responders" is what skypipe's roll call and
 //	    storing rely on).
 //
 // tailEvery is how often a tailed log grows by a line.
 const tailEvery = 100 * time.Millisecond
+
+// tailRamp is the time between two senders' starts: machines come up
+// over time, and a thousand processes started at once on the test's two
+// cores starve the satellite (and the receivers answering roll calls) for
+// tens of seconds, which is a different test.
+const tailRamp = 30 * time.Millisecond
 
 // tailSlack is how many lines after the moment a listener was counted
 // attached a sender may still send without it: a sender adds a receiver
@@ -109,10 +119,11 @@ func lastLines(s string, n int) string {
 }
 
 func cmdTails(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 4 {
-		ts.Fatalf("usage: tails SAT PIPE SENDERS LINES")
+	if neg || len(args) < 4 || len(args) > 5 || len(args) == 5 && args[4] != "lib" {
+		ts.Fatalf("usage: tails SAT PIPE SENDERS LINES [lib]")
 	}
 	pipe, senders, lines := args[1], int(intArg(ts, args[2])), int(intArg(ts, args[3]))
+	lib := len(args) == 5
 	var sat *embedded.Server
 	satPid := os.Getpid()
 	if args[0] == "here" {
@@ -130,25 +141,17 @@ func cmdTails(ts *testscript.TestScript, neg bool, args []string) {
 	agg := startTailReader(ts, senders, "--recv", "-f", pipe)
 	attachedWithin(ts, pipe, 1)
 
-	cpu0, start := procCPU(ts, satPid), time.Now()
-	type sender struct {
-		cmd   *exec.Cmd
-		stdin io.WriteCloser
-		err   bytes.Buffer
-		exit  chan error
-	}
-	ss := make([]*sender, senders)
+	cpu0, start, testCPU0 := procCPU(ts, satPid), time.Now(), procCPU(ts, os.Getpid())
+	ss := make([]*tailSender, senders)
+	ramp := time.NewTicker(tailRamp)
+	defer ramp.Stop()
 	for i := range ss {
-		s := &sender{exit: make(chan error, 1)}
-		s.cmd = exec.Command(skypipeBin(ts), "--send", pipe)
-		s.cmd.Env, s.cmd.Stderr = scriptEnv(ts), &s.err
-		var err error
-		s.stdin, err = s.cmd.StdinPipe()
-		ts.Check(err)
-		ts.Check(s.cmd.Start())
-		ts.Defer(func() { _ = s.cmd.Process.Kill() })
-		go func() { s.exit <- s.cmd.Wait() }()
-		ss[i] = s
+		<-ramp.C
+		if lib {
+			ss[i] = startLibSender(ts, pipe)
+		} else {
+			ss[i] = startTailSender(ts, pipe)
+		}
 	}
 	ts.Logf("%d senders started in %v", senders, time.Since(start).Round(time.Millisecond))
 
@@ -163,7 +166,7 @@ func cmdTails(ts *testscript.TestScript, neg bool, args []string) {
 		<-tick.C
 		for i, s := range ss {
 			if _, err := io.WriteString(s.stdin, tailLine(i, n)+"\n"); err != nil {
-				ts.Fatalf("sender %d stopped reading its stdin at line %d: %v: %s", i, n, err, s.err.String())
+				ts.Fatalf("sender %d stopped reading its input at line %d (%v): %s", i, n, err, s.ended())
 			}
 		}
 		if n+1 == lines/2 {
@@ -173,17 +176,19 @@ func cmdTails(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		if n+1 == lines*3/4 {
 			for _, s := range ss {
-				senderRSS = append(senderRSS, procKiB(ts, s.cmd.Process.Pid, "VmRSS"))
+				senderRSS = append(senderRSS, procKiB(ts, s.pid(), "VmRSS"))
 			}
 		}
 	}
-	var receivers map[uint64]bool
+	var receivers, senderConns map[uint64]bool
 	if sat != nil {
-		receivers = receiverConns(ts, sat)
+		receivers, senderConns = tailConns(ts, sat, senders)
+		idleTraffic(ts, sat, senders)
 	}
 	for _, s := range ss {
 		ts.Check(s.stdin.Close())
 	}
+	testCPU := procCPU(ts, os.Getpid()) - testCPU0
 	// A sender exits once its receivers wrote its item's end: then both
 	// have all of it.
 	limit := time.NewTimer(4 * waitLimit)
@@ -196,7 +201,7 @@ func cmdTails(ts *testscript.TestScript, neg bool, args []string) {
 				failed[fmt.Sprintf("%v: %s", err, lastLines(s.err.String(), 1))]++
 			}
 		case <-limit.C:
-			ts.Fatalf("sender %d had not exited %v after its stdin ended: %s", i, 4*waitLimit, lastLines(s.err.String(), 5))
+			ts.Fatalf("sender %d had not exited %v after its input ended", i, 4*waitLimit)
 		}
 	}
 	for e, n := range failed {
@@ -208,6 +213,14 @@ func cmdTails(ts *testscript.TestScript, neg bool, args []string) {
 	took, cpu := time.Since(start), procCPU(ts, satPid)-cpu0
 	satHWM := procKiB(ts, satPid, "VmHWM")
 	aggHWM, lisHWM := procKiB(ts, agg.cmd.Process.Pid, "VmHWM"), procKiB(ts, lis.cmd.Process.Pid, "VmHWM")
+	aggCPU, lisCPU := procCPU(ts, agg.cmd.Process.Pid), procCPU(ts, lis.cmd.Process.Pid)
+	sendCPU := testCPU // library senders: the test process
+	if !lib {
+		sendCPU = 0
+		for _, s := range ss {
+			sendCPU += s.cmd.ProcessState.UserTime() + s.cmd.ProcessState.SystemTime()
+		}
+	}
 	agg.stop(ts, "aggregator")
 	lis.stop(ts, "listener")
 
@@ -225,56 +238,141 @@ func cmdTails(ts *testscript.TestScript, neg bool, args []string) {
 	if sat != nil {
 		what = "test process with the satellite"
 	}
-	ts.Logf("%d senders x %d lines in %v: %s CPU %.1f s (%.0f%% of one core), VmHWM %d MiB; sender VmRSS median %d KiB, max %d KiB; aggregator VmHWM %d MiB, listener %d MiB",
+	if lib {
+		ts.Logf("the senders are library clients in the test process, each with its own connection: their CPU and memory are the test process's")
+	}
+	ts.Logf("%d senders x %d lines in %v: %s CPU %.1f s (%.0f%% of one core), VmHWM %d MiB; senders' CPU %.1f s in all, VmRSS median %d KiB, max %d KiB; aggregator CPU %.1f s, VmHWM %d MiB; listener CPU %.1f s, VmHWM %d MiB",
 		senders, lines, took.Round(time.Millisecond), what, cpu.Seconds(), 100*cpu.Seconds()/took.Seconds(), satHWM>>10,
-		senderRSS[len(senderRSS)/2], senderRSS[len(senderRSS)-1], aggHWM>>10, lisHWM>>10)
+		sendCPU.Seconds(), senderRSS[len(senderRSS)/2], senderRSS[len(senderRSS)-1], aggCPU.Seconds(), aggHWM>>10, lisCPU.Seconds(), lisHWM>>10)
 	if sat != nil {
-		connTraffic(ts, sat, receivers, senders, lines)
+		connTraffic(ts, sat, receivers, senderConns, lines)
 	}
 }
 
-// receiverConns returns the satellite's connections of receivers: those
-// that answer presence probes.
-func receiverConns(ts *testscript.TestScript, sat *embedded.Server) map[uint64]bool {
+// tailConns returns the satellite's open connections of the receivers
+// (those that answer presence probes) and of the senders (the others).
+func tailConns(ts *testscript.TestScript, sat *embedded.Server, senders int) (receivers, others map[uint64]bool) {
 	cz, err := sat.NATS().Connz(&server.ConnzOptions{Subscriptions: true, Limit: 1 << 20})
 	ts.Check(err)
-	out := map[uint64]bool{}
+	receivers, others = map[uint64]bool{}, map[uint64]bool{}
 	for _, c := range cz.Conns {
+		others[c.Cid] = true
 		for _, sub := range c.Subs {
 			if strings.Contains(sub, ".rcv.") {
-				out[c.Cid] = true
+				receivers[c.Cid] = true
+				delete(others, c.Cid)
 			}
 		}
 	}
-	if len(out) != 2 {
-		ts.Fatalf("%d connections answer presence probes, not the aggregator's and the listener's", len(out))
+	if len(receivers) != 2 || len(others) != senders {
+		ts.Fatalf("%d connections answer presence probes and %d do not, not the aggregator's and the listener's and %d senders'", len(receivers), len(others), senders)
 	}
-	return out
+	return receivers, others
+}
+
+// tailIdle is how long idleTraffic watches senders that send nothing: three
+// of a receiver's probe periods (pipes.DefaultConfig().IdleProbe).
+const tailIdle = 6 * time.Second
+
+// idleTraffic logs how many messages a second the satellite carries while
+// every sender is attached and quiet, as `tail -f` of a log nobody writes
+// to: presence probes and their answers.
+func idleTraffic(ts *testscript.TestScript, sat *embedded.Server, senders int) {
+	in := func() int64 {
+		cz, err := sat.NATS().Connz(&server.ConnzOptions{Limit: 1 << 20})
+		ts.Check(err)
+		var n int64
+		for _, c := range cz.Conns {
+			n += c.InMsgs
+		}
+		return n
+	}
+	n0, t0 := in(), time.Now()
+	time.Sleep(tailIdle) // a measurement window, not a wait for a condition
+	n, d := in()-n0, time.Since(t0)
+	ts.Logf("%d quiet senders, 2 receivers: %.0f messages a second into the satellite (%.2f a sender a second)", senders, float64(n)/d.Seconds(), float64(n)/d.Seconds()/float64(senders))
 }
 
 // connTraffic logs what went through the satellite for each sender, and
 // for the receivers, from every connection it had (closed ones too).
-// Senders are the connections that sent at least a message a line.
-func connTraffic(ts *testscript.TestScript, sat *embedded.Server, receivers map[uint64]bool, senders, lines int) {
+func connTraffic(ts *testscript.TestScript, sat *embedded.Server, receivers, senderConns map[uint64]bool, lines int) {
 	cz, err := sat.NATS().Connz(&server.ConnzOptions{State: server.ConnAll, Limit: 1 << 20})
 	ts.Check(err)
-	var n int
+	senders := len(senderConns)
 	var sIn, sOut, sInB, sOutB, rIn, rOut, rInB int64
 	for _, c := range cz.Conns {
 		switch {
 		case receivers[c.Cid]:
 			rIn, rOut, rInB = rIn+c.InMsgs, rOut+c.OutMsgs, rInB+c.InBytes
-		case c.InMsgs >= int64(lines):
-			n++
+		case senderConns[c.Cid]:
 			sIn, sOut, sInB, sOutB = sIn+c.InMsgs, sOut+c.OutMsgs, sInB+c.InBytes, sOutB+c.OutBytes
 		}
-	}
-	if n != senders {
-		ts.Fatalf("%d connections sent a message a line or more, not the %d senders", n, senders)
 	}
 	per := func(v int64) float64 { return float64(v) / float64(senders) }
 	ts.Logf("through the satellite, a sender of %d lines: sent %.1f messages (%.1f KiB), got %.1f (%.1f KiB); the two receivers sent %.1f messages a sender (%.1f KiB: acks, roll-call answers, joins) and got %.1f",
 		lines, per(sIn), per(sInB)/1024, per(sOut), per(sOutB)/1024, per(rIn), per(rInB)/1024, per(rOut))
+}
+
+// tailSender is one sender of tails: a skypipe process, or a library
+// client in the test process (lib) with its own connection.
+type tailSender struct {
+	cmd   *exec.Cmd // nil for a library client
+	stdin io.WriteCloser
+	err   bytes.Buffer
+	exit  chan error
+}
+
+func startTailSender(ts *testscript.TestScript, pipe string) *tailSender {
+	s := &tailSender{exit: make(chan error, 1)}
+	s.cmd = exec.Command(skypipeBin(ts), "--send", pipe)
+	s.cmd.Env, s.cmd.Stderr = scriptEnv(ts), &s.err
+	var err error
+	s.stdin, err = s.cmd.StdinPipe()
+	ts.Check(err)
+	ts.Check(s.cmd.Start())
+	ts.Defer(func() { _ = s.cmd.Process.Kill() })
+	go func() { s.exit <- s.cmd.Wait() }()
+	return s
+}
+
+// startLibSender sends from an OS pipe, as the binary sends its stdin: a
+// write does not wait for the sender to read.
+func startLibSender(ts *testscript.TestScript, pipe string) *tailSender {
+	s := &tailSender{exit: make(chan error, 1)}
+	nc := conn(ts)
+	ts.Defer(nc.Close)
+	r, w, err := os.Pipe()
+	ts.Check(err)
+	s.stdin = w
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.Defer(cancel)
+	go func() {
+		defer r.Close()
+		_, err := pipes.New(nc).Send(ctx, pipe, r)
+		if err != nil {
+			s.err.WriteString(err.Error())
+		}
+		s.exit <- err
+	}()
+	return s
+}
+
+// ended says how a sender that stopped reading its input ended: its exit
+// and the last line of its stderr, once it has exited (within waitLimit).
+func (s *tailSender) ended() string {
+	select {
+	case err := <-s.exit:
+		return fmt.Sprintf("%v: %s", err, lastLines(s.err.String(), 1))
+	case <-time.After(waitLimit):
+		return "it has not exited"
+	}
+}
+
+func (s *tailSender) pid() int {
+	if s.cmd == nil {
+		return os.Getpid()
+	}
+	return s.cmd.Process.Pid
 }
 
 // attachedWithin waits until want receivers are attached to pipe; a
