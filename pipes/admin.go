@@ -92,9 +92,6 @@ func stateOf(head, last []byte) ItemState {
 	return ItemWhole
 }
 
-// rollWindow is how long List and Attached collect answers to a census.
-const rollWindow = 100 * time.Millisecond
-
 // listHeadBatch is how many item heads List asks for at once: a head is a
 // 16-byte marker, so a batch is a few MB at most.
 const listHeadBatch = 10000
@@ -225,7 +222,7 @@ func (c *Client) Attached(ctx context.Context, name string) (int, error) {
 
 // count asks every receiver attached to each of the pipes to answer,
 // takers and listeners, and counts the answers of each pipe that come
-// within rollWindow: one window for all the pipes, whatever their number,
+// within Config.CensusWindow: one window for all the pipes, whatever their number,
 // cut short when the satellite says that none of them has anyone.
 func (c *Client) count(ctx context.Context, pipes ...wire.Subjects) ([]int, error) {
 	var (
@@ -274,7 +271,7 @@ func (c *Client) count(ctx context.Context, pipes ...wire.Subjects) ([]int, erro
 			return nil, err
 		}
 	}
-	window := time.NewTimer(rollWindow)
+	window := time.NewTimer(c.cfg.CensusWindow)
 	defer window.Stop()
 	select {
 	case <-window.C:

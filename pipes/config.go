@@ -30,6 +30,9 @@ type Config struct {
 	// RollCallTimeout bounds a sender's wait for the first answer to its
 	// roll call; with none the item is kept.
 	RollCallTimeout time.Duration
+	// CensusWindow is how long List and Attached collect receivers'
+	// answers to a census: the count is of those that answer within it.
+	CensusWindow time.Duration
 	// Tick is how often a receiver looks at the time: timeouts, quiet
 	// senders, stalled lines.
 	Tick time.Duration
@@ -106,6 +109,7 @@ func DefaultConfig() Config {
 		IdleProbe:       2 * time.Second,
 		ProbeTimeout:    3 * time.Second,
 		RollCallTimeout: 2 * time.Second,
+		CensusWindow:    100 * time.Millisecond,
 		Tick:            250 * time.Millisecond,
 		Rescan:          2 * time.Second,
 

@@ -40,7 +40,8 @@ const pollEvery = 10 * time.Millisecond
 // scriptCommands are the commands scripts use beside testscript's own:
 //
 //	satellite              start a satellite in the test process, set SKYPIPE_URL
-//	attached PIPE N        wait until N receivers are attached to PIPE
+//	attached PIPE N [LIMIT] wait until N receivers are attached to PIPE
+//	                       (for up to LIMIT, default waitLimit)
 //	kept PIPE N            wait until PIPE keeps N items
 //	waitsize FILE N        wait until FILE holds at least N bytes
 //	waitlines FILE LINE... wait until FILE holds every LINE as a line
@@ -169,16 +170,33 @@ func intArg(ts *testscript.TestScript, s string) int64 {
 }
 
 func cmdAttached(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 {
-		ts.Fatalf("usage: attached PIPE N")
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: attached PIPE N [LIMIT]")
 	}
-	want := int(intArg(ts, args[1]))
-	c, done := client(ts)
-	defer done()
-	waitFor(ts, fmt.Sprintf("%d receiver(s) on %q", want, args[0]), func() (bool, string) {
-		n, err := c.Attached(context.Background(), args[0])
+	limit := waitLimit
+	if len(args) == 3 {
+		var err error
+		limit, err = time.ParseDuration(args[2])
 		ts.Check(err)
-		return n == want, fmt.Sprint(n)
+	}
+	waitAttached(ts, args[0], int(intArg(ts, args[1])), limit)
+}
+
+// waitAttached waits until want receivers are attached to pipe, for up to
+// limit. The census window widens, up to 2 s, while fewer answer: a
+// thousand receivers on a loaded machine do not all answer within the
+// 100 ms that `skypipe ls` gives them.
+func waitAttached(ts *testscript.TestScript, pipe string, want int, limit time.Duration) {
+	nc := conn(ts)
+	defer nc.Close()
+	cfg := pipes.DefaultConfig()
+	waitWithin(ts, limit, fmt.Sprintf("%d receiver(s) on %q", want, pipe), func() (bool, string) {
+		n, err := pipes.New(nc, pipes.WithConfig(cfg)).Attached(context.Background(), pipe)
+		ts.Check(err)
+		if n < want {
+			cfg.CensusWindow = min(2*cfg.CensusWindow, 2*time.Second)
+		}
+		return n == want, fmt.Sprintf("%d (census window %v)", n, cfg.CensusWindow)
 	})
 }
 

@@ -154,7 +154,8 @@ var commandWord = regexp.MustCompile(`(?:^|\bexec\s+|sh -c ["']|[|;&(]\s*)([a-z]
 func TestScriptsDeclareTheToolsTheyNeed(t *testing.T) {
 	scripts, _ := filepath.Glob("testdata/*.txt")
 	faults, _ := filepath.Glob("faults/*.txt")
-	for _, path := range append(scripts, faults...) {
+	heavy, _ := filepath.Glob("heavy/*.txt")
+	for _, path := range append(append(scripts, faults...), heavy...) {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

@@ -378,12 +378,7 @@ func (s *tailSender) pid() int {
 // attachedWithin waits until want receivers are attached to pipe; a
 // satellite carrying a thousand senders may count them late.
 func attachedWithin(ts *testscript.TestScript, pipe string, want int) {
-	c, done := client(ts)
-	defer done()
-	waitWithin(ts, 4*waitLimit, fmt.Sprintf("%d receiver(s) on %q", want, pipe), func() (bool, string) {
-		n, err := c.Attached(context.Background(), pipe)
-		return err == nil && n == want, fmt.Sprint(n, err)
-	})
+	waitAttached(ts, pipe, want, 4*waitLimit)
 }
 
 func seq(from, to int) []int {
