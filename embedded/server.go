@@ -70,6 +70,14 @@ type Server struct {
 	opts *server.Options // the server's own: it writes the ports it picked there
 }
 
+// handshakeLimit is how long the satellite gives a client that connected
+// to finish its handshake (TLS, then CONNECT with the token): as long as a
+// client waits for the satellite (provision's handshakeTimeout). A client
+// on a slow link, or a thousand starting at once on a loaded machine, is
+// let in late rather than turned away ("Authentication Timeout" after
+// nats-server's default of 2 s, 3 s with TLS).
+const handshakeLimit = 15 * time.Second
+
 // readyTimeout bounds how long Start waits for the server to accept clients.
 const readyTimeout = 10 * time.Second
 
@@ -104,6 +112,8 @@ func Start(cfg Config) (*Server, error) {
 		MaxPayload:        server.MAX_PAYLOAD_SIZE,
 		JetStreamMaxStore: cfg.MaxStore,
 		TLSConfig:         cfg.TLS,
+		TLSTimeout:        handshakeLimit.Seconds(),
+		AuthTimeout:       handshakeLimit.Seconds(),
 	}
 	if cfg.Cluster.Listen != "" {
 		if err := clusterOptions(opts, cfg); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/skypipe/skypipe/provision"
+	"github.com/skypipe/skypipe/tests/link"
 )
 
 func TestStartServesJetStreamWithAuth(t *testing.T) {
@@ -133,5 +134,31 @@ func TestWebsocketStaysOnLoopback(t *testing.T) {
 			srv.Shutdown()
 			t.Errorf("Start with Websocket %q succeeded", addr)
 		}
+	}
+}
+
+func TestASlowClientIsLetIn(t *testing.T) {
+	srv, err := Start(Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	slow, err := link.Start(srv.Addr().String(), link.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	// The satellite's INFO reaches the client after 1.5 s and the
+	// client's CONNECT comes back 1.5 s later: past nats-server's default
+	// bound on a client's CONNECT (2 s).
+	slow.SetDelay(1500*time.Millisecond, 1500*time.Millisecond)
+	start := time.Now()
+	nc, err := nats.Connect("nats://"+slow.Addr(), nats.Token("tok"), nats.Timeout(time.Minute), nats.NoReconnect())
+	if err != nil {
+		t.Fatalf("a client 3 s away: %v", err)
+	}
+	defer nc.Close()
+	if took := time.Since(start); took < 3*time.Second {
+		t.Fatalf("the handshake took %v: the test proves nothing", took)
 	}
 }
