@@ -260,10 +260,19 @@ func (r *receiver) run(ctx context.Context) error {
 		return err
 	}
 
-	tick := time.NewTicker(r.cfg.Tick)
+	// The clock ticks every Tick while something is in flight; a receiver
+	// with nothing to watch only looks at the store every Rescan, so that
+	// a thousand waiting receivers cost their machine and the satellite
+	// next to nothing.
+	idle := r.idle()
+	tick := time.NewTicker(r.tickEvery(idle))
 	defer tick.Stop()
 	lastScan := time.Now()
 	for !r.finished() {
+		if now := r.idle(); now != idle {
+			idle = now
+			tick.Reset(r.tickEvery(idle))
+		}
 		select {
 		case ev := <-r.events:
 			if err := r.handle(ctx, ev); err != nil {
@@ -279,7 +288,7 @@ func (r *receiver) run(ctx context.Context) error {
 			if err := r.output(ctx, r.mux.Tick(now)); err != nil {
 				return err
 			}
-			if now.Sub(lastScan) >= r.cfg.Rescan && r.wantsMore() {
+			if (idle || now.Sub(lastScan) >= r.cfg.Rescan) && r.wantsMore() {
 				lastScan = now
 				if err := r.claimNext(ctx); err != nil {
 					return err
@@ -290,6 +299,21 @@ func (r *receiver) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// idle tells whether the receiver has nothing to watch the time for: no
+// item it is at, no line held, no --timeout.
+func (r *receiver) idle() bool {
+	return len(r.items) == 0 && !r.mux.Waiting() && r.opt.Timeout == 0
+}
+
+// tickEvery is how often the receiver looks at the time: every Tick, or
+// only every Rescan while idle.
+func (r *receiver) tickEvery(idle bool) time.Duration {
+	if idle {
+		return r.cfg.Rescan
+	}
+	return r.cfg.Tick
 }
 
 // attach subscribes a listener to every live frame and the roll call, and
