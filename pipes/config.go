@@ -34,7 +34,8 @@ type Config struct {
 	// answers to a census: the count is of those that answer within it.
 	CensusWindow time.Duration
 	// Tick is how often a receiver looks at the time: timeouts, quiet
-	// senders, stalled lines.
+	// senders, stalled lines. A receiver with nothing in flight (no item,
+	// no held line, no --timeout) looks only every Rescan.
 	Tick time.Duration
 	// Rescan is how often an idle receiver looks in the store for kept
 	// items that no live frame announced.
