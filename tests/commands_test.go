@@ -29,6 +29,10 @@ import (
 // waitLimit bounds every wait for a condition in a script.
 const waitLimit = 30 * time.Second
 
+// widenAfter is how long waitAttached counts with the CLI's census window
+// before it widens it.
+const widenAfter = 10 * time.Second
+
 // askLimit bounds one look at a satellite by a helper that polls it: a
 // cluster replicating fast on a loaded machine can take seconds to answer,
 // and a look cut short only costs another.
@@ -183,17 +187,20 @@ func cmdAttached(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // waitAttached waits until want receivers are attached to pipe, for up to
-// limit. The census window widens, up to 2 s, while fewer answer: a
-// thousand receivers on a loaded machine do not all answer within the
-// 100 ms that `skypipe ls` gives them.
+// limit. Once fewer than want have answered for widenAfter, the census
+// window widens, up to 2 s: a thousand receivers on a loaded machine do
+// not all answer within the 100 ms that `skypipe ls` gives them. Not
+// before: a census always lasts its whole window, and scripts whose
+// receivers time out (--timeout 3s) must not wait seconds for the count.
 func waitAttached(ts *testscript.TestScript, pipe string, want int, limit time.Duration) {
 	nc := conn(ts)
 	defer nc.Close()
 	cfg := pipes.DefaultConfig()
+	start := time.Now()
 	waitWithin(ts, limit, fmt.Sprintf("%d receiver(s) on %q", want, pipe), func() (bool, string) {
 		n, err := pipes.New(nc, pipes.WithConfig(cfg)).Attached(context.Background(), pipe)
 		ts.Check(err)
-		if n < want {
+		if n < want && time.Since(start) > widenAfter {
 			cfg.CensusWindow = min(2*cfg.CensusWindow, 2*time.Second)
 		}
 		return n == want, fmt.Sprintf("%d (census window %v)", n, cfg.CensusWindow)
