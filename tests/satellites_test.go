@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	neturl "net/url"
 	"os"
@@ -58,10 +59,40 @@ func satToken(ts *testscript.TestScript) (token, file string) {
 
 // freeAddr finds a loopback address nobody listens on.
 func freeAddr(ts *testscript.TestScript) string {
+	// Outside the kernel's ephemeral range, which every outgoing
+	// connection and ":0" listener takes its port from: a port free now
+	// in that range can be taken by any process's next connection before
+	// the satellite binds it, and the thousands of connections of the
+	// many-sender scripts running beside made that happen (a cluster
+	// member "did not start").
+	if low := ephemeralLow(); low > 11000 {
+		for range 100 {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+mrand.IntN(low-10000)))
+			if err == nil {
+				defer l.Close()
+				return l.Addr().String()
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	ts.Check(err)
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range, or 0 if
+// it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
 }
 
 // addrOf is the address satellite name listens on: the one it had, or a new one.
