@@ -124,6 +124,9 @@ func cmdTails(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	pipe, senders, lines := args[1], int(intArg(ts, args[2])), int(intArg(ts, args[3]))
 	lib := len(args) == 5
+	if senders < 1 || lines < 4 {
+		ts.Fatalf("tails: at least one sender and 4 lines (a listener attaches half-way)")
+	}
 	var sat *embedded.Server
 	satPid := os.Getpid()
 	if args[0] == "here" {
