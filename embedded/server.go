@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -51,6 +52,10 @@ type Config struct {
 	// HTTP face (embedded/web) is its front door, which brings TLS and
 	// shares one public port with the HTTP API.
 	Websocket string
+	// Private starts the satellite without any listener: only clients in
+	// this process reach it (Connect), e.g. to work on its store before
+	// anyone else may. Listen, TLS, Cluster and Websocket are ignored.
+	Private bool
 }
 
 // Cluster says how a satellite joins a cluster of satellites.
@@ -83,6 +88,9 @@ const readyTimeout = 10 * time.Second
 
 // Start starts a satellite and returns once it accepts clients.
 func Start(cfg Config) (*Server, error) {
+	if cfg.Private {
+		cfg.Listen, cfg.TLS, cfg.Cluster, cfg.Websocket = "127.0.0.1:0", nil, Cluster{}, ""
+	}
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
@@ -114,6 +122,7 @@ func Start(cfg Config) (*Server, error) {
 		TLSConfig:         cfg.TLS,
 		TLSTimeout:        handshakeLimit.Seconds(),
 		AuthTimeout:       handshakeLimit.Seconds(),
+		DontListen:        cfg.Private,
 	}
 	if cfg.Cluster.Listen != "" {
 		if err := clusterOptions(opts, cfg); err != nil {
@@ -142,6 +151,17 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("%w: JetStream is off", ErrNotReady)
 	}
 	return &Server{ns: ns, opts: opts}, nil
+}
+
+// StoresStreams tells whether a JetStream store directory, as StoreDir,
+// holds a stream whose name begins with prefix, in any account, without
+// starting a server.
+func StoresStreams(storeDir, prefix string) (bool, error) {
+	matches, err := filepath.Glob(filepath.Join(storeDir, server.JetStreamStoreDir, "*", "streams", prefix+"*"))
+	if err != nil {
+		return false, err
+	}
+	return len(matches) > 0, nil
 }
 
 // checkFree tells ErrAddrInUse apart before the server starts: nats-server

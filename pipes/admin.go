@@ -97,10 +97,11 @@ func stateOf(head, last []byte) ItemState {
 const listHeadBatch = 10000
 
 // List returns the pipes that keep items, by name, with what their items
-// are. It asks the satellite a few times a pipe whatever its items: its
-// stream's info, its item heads (a batched direct get, one per
-// listHeadBatch items) and the last frame of each (a multi-last direct
-// get, one per jsapi.MaxLasts items), and the receivers attached.
+// are. Its cost grows with the items kept, not with the pipes ever used: it
+// reads the heads of every pipe's items at once (a batched direct get, one
+// per listHeadBatch items), then the last frame of each (a multi-last
+// direct get, one per jsapi.MaxLasts items), then counts the receivers
+// attached to each pipe listed (one census window for all).
 func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 	js, err := c.jetstream()
 	if err != nil {
@@ -108,33 +109,86 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 	}
 	l := js.NewLookup()
 	defer l.Close()
-	// The listing first, whole: its pages come within one request timeout,
-	// which the per-pipe census below must not eat into.
-	var infos []*jetstream.StreamInfo
-	lister := js.JS.ListStreams(ctx, jetstream.WithStreamListSubject(wire.Root+".*."+wire.KindHead+".*"))
-	for info := range lister.Info() {
-		infos = append(infos, info)
+	var heads []jsapi.Head
+	for from, more := uint64(0), true; more; {
+		var batch []jsapi.Head
+		err := js.Retry(ctx, func(ctx context.Context) (err error) {
+			batch, more, err = l.Next(ctx, wire.Stream, wire.HeadsOfAll, from, listHeadBatch)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing pipes: looking for kept items: %w", err)
+		}
+		heads = append(heads, batch...)
+		if len(batch) > 0 {
+			from = batch[len(batch)-1].Seq + 1
+		}
 	}
-	if err := lister.Err(); err != nil {
-		return nil, fmt.Errorf("listing pipes: %w", err)
+	if len(heads) == 0 {
+		// No stream, or no JetStream at all (a direct get of either gets
+		// "no responders"): tell the second apart.
+		if _, err := js.JS.Stream(ctx, wire.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("listing pipes: %w", err)
+		}
+		return nil, nil
 	}
-	var out []PipeInfo
-	var subjects []wire.Subjects
-	for _, info := range infos {
-		if !strings.HasPrefix(info.Config.Name, wire.StreamPrefix) {
+	type kept struct {
+		head jsapi.Head
+		item string
+	}
+	var (
+		byPipe = map[string][]kept{} // by token, oldest first
+		names  = map[string]wire.Subjects{}
+		ends   = make([]string, 0, len(heads))
+	)
+	for _, h := range heads {
+		tok, item, ok := wire.PipeOfHead(h.Subject)
+		if !ok {
 			continue
 		}
-		name, ok := info.Config.Metadata[wire.MetaName]
-		if !ok || info.State.Msgs == 0 {
-			continue
+		s, ok := names[tok]
+		if !ok {
+			name, err := wire.NameFromToken(tok)
+			if err != nil {
+				continue // not written by skypipe
+			}
+			s = wire.NewSubjects(name)
+			names[tok] = s
 		}
-		s := wire.NewSubjects(name)
-		p := PipeInfo{Name: name, Bytes: info.State.Bytes}
-		if err := c.census(ctx, l, s, &p); err != nil {
-			return nil, fmt.Errorf("listing pipe %q: %w", name, err)
-		}
-		if p.Items == 0 {
-			continue
+		byPipe[tok] = append(byPipe[tok], kept{h, item})
+		ends = append(ends, s.Kept(item))
+	}
+	var lasts map[string]jsapi.Head
+	err = js.Retry(ctx, func(ctx context.Context) (err error) {
+		lasts, err = l.Lasts(ctx, wire.Stream, ends)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing pipes: looking at kept items' ends: %w", err)
+	}
+	out := make([]PipeInfo, 0, len(byPipe))
+	subjects := make([]wire.Subjects, 0, len(byPipe))
+	for tok, items := range byPipe {
+		s := names[tok]
+		p := PipeInfo{Name: s.Name, Items: len(items)}
+		for _, k := range items {
+			var last []byte
+			if m, ok := lasts[s.Kept(k.item)]; ok {
+				last = m.Data
+			}
+			p.Bytes += keptBytes(k.head.Data, last)
+			switch stateOf(k.head.Data, last) {
+			case ItemWhole:
+				p.Whole++
+			case ItemSending:
+				p.Sending++
+			case ItemPartial:
+				p.Partial++
+				p.PartialItems = append(p.PartialItems, k.item)
+			case ItemBroken:
+				p.Broken++
+				p.BrokenItems = append(p.BrokenItems, k.item)
+			}
 		}
 		out = append(out, p)
 		subjects = append(subjects, s)
@@ -150,61 +204,34 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 	return out, nil
 }
 
-// census counts a pipe's kept items by state into p: their heads, oldest
-// first, then the last frame of each. An item taken between the two looks
-// like one still being sent: a snapshot of a pipe in use.
-func (c *Client) census(ctx context.Context, l *jsapi.Lookup, s wire.Subjects, p *PipeInfo) error {
-	js, err := c.jetstream()
+// keptBytes is how many bytes of an item's data the store holds, from its
+// head marker (the offset it is kept from) and its last stored frame.
+func keptBytes(head, last []byte) uint64 {
+	h, err := wire.Parse(head)
+	if err != nil || last == nil {
+		return 0
+	}
+	f, err := wire.Parse(last)
 	if err != nil {
-		return err
+		return 0
 	}
-	var heads []jsapi.Head
-	for from, more := uint64(0), true; more; {
-		var batch []jsapi.Head
-		err := js.Retry(ctx, func(ctx context.Context) (err error) {
-			batch, more, err = l.Next(ctx, s.Stream, s.HeadAll(), from, listHeadBatch)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("looking for kept items: %w", err)
-		}
-		heads = append(heads, batch...)
-		if len(batch) > 0 {
-			from = batch[len(batch)-1].Seq + 1
-		}
-	}
-	kept := make([]string, len(heads))
-	for i, h := range heads {
-		kept[i] = s.Kept(wire.LastToken(h.Subject))
-	}
-	var lasts map[string]jsapi.Head
-	err = js.Retry(ctx, func(ctx context.Context) (err error) {
-		lasts, err = l.Lasts(ctx, s.Stream, kept)
-		return err
-	})
+	return max(f.Offset+uint64(len(f.Data)), h.Offset) - h.Offset
+}
+
+// OldPipes returns the names of the pipes that keep items in streams of
+// the old layout, one stream per pipe, which receivers do not read:
+// Migrate moves them into the shared stream.
+func (c *Client) OldPipes(ctx context.Context) ([]string, error) {
+	olds, err := c.oldStreams(ctx)
 	if err != nil {
-		return fmt.Errorf("looking at kept items' ends: %w", err)
+		return nil, err
 	}
-	p.Items = len(heads)
-	for i, h := range heads {
-		var last []byte
-		if m, ok := lasts[kept[i]]; ok {
-			last = m.Data
-		}
-		switch stateOf(h.Data, last) {
-		case ItemWhole:
-			p.Whole++
-		case ItemSending:
-			p.Sending++
-		case ItemPartial:
-			p.Partial++
-			p.PartialItems = append(p.PartialItems, wire.LastToken(h.Subject))
-		case ItemBroken:
-			p.Broken++
-			p.BrokenItems = append(p.BrokenItems, wire.LastToken(h.Subject))
-		}
+	names := make([]string, 0, len(olds))
+	for _, o := range olds {
+		names = append(names, o.s.Name)
 	}
-	return nil
+	sort.Strings(names)
+	return names, nil
 }
 
 // Attached returns how many receivers are attached to a pipe now.
@@ -311,8 +338,21 @@ func (c *Client) Remove(ctx context.Context, name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := js.JS.DeleteStream(ctx, s.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, fmt.Errorf("removing pipe %q: %w", name, err)
+	if len(info.State.Subjects) == 0 {
+		return 0, nil
+	}
+	if _, err := js.Purge(ctx, s.Stream, s.Stored()); err != nil {
+		return 0, fmt.Errorf("removing the items of pipe %q: %w", name, err)
+	}
+	// Drop the claims on them too: their readers learn at once that the
+	// items are gone.
+	prefix := s.Claim("")
+	for info := range st.ListConsumers(ctx).Info() {
+		if strings.HasPrefix(info.Config.FilterSubject, prefix) {
+			if err := js.JS.DeleteConsumer(ctx, s.Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return 0, fmt.Errorf("removing the items of pipe %q: dropping a claim: %w", name, err)
+			}
+		}
 	}
 	return len(info.State.Subjects), nil
 }

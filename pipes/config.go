@@ -98,6 +98,9 @@ type Config struct {
 	// readStarting, if set (tests), is called by the reader of a claimed
 	// item before its first pull; ctx ends when the reader is stopped.
 	readStarting func(ctx context.Context, item string)
+	// migrateCopied, if set (tests), is called by Migrate once it copied
+	// a pipe's old stream, before it looks whether anything was added.
+	migrateCopied func(name string)
 }
 
 // DefaultConfig returns the timings and sizes skypipe uses.

@@ -48,6 +48,10 @@ var (
 	// or its max_file or max_bytes) stopped an item from being kept. It
 	// comes with ErrPipeFull; what the account kept before is untouched.
 	ErrAccountLimit = errors.New("the NATS account is at its JetStream limit")
+	// ErrNoRoomForStream: with ErrAccountLimit, the limit is the
+	// account's number of streams, and skypipe's one stream is not among
+	// them yet.
+	ErrNoRoomForStream = errors.New("it may hold no more streams (max_streams)")
 
 	// ErrNotStored: the satellite did not confirm storing a kept item in
 	// time (it is overloaded, or its cluster lost the pipe's leader). The

@@ -13,22 +13,28 @@ import (
 	"github.com/skypipe/skypipe/internal/wire"
 )
 
-// The store: one work-queue stream per pipe holds its kept items.
+// The store: one work-queue stream, wire.Stream, holds the kept items of
+// every pipe (see doc.go, "The store").
 
-func streamConfig(s wire.Subjects) jetstream.StreamConfig {
+// maxClaims is how many claims (consumers) the stream allows at once, over
+// all pipes. Left unset, nats-server would allow 1,000; an account's own
+// lower limit still rules.
+const maxClaims = 1 << 20
+
+func streamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        s.Stream,
-		Description: "skypipe: kept items of one pipe",
-		Subjects:    []string{s.HeadAll(), s.KeptAll()},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardNew,
-		AllowDirect: true,
-		Metadata:    map[string]string{wire.MetaName: s.Name},
+		Name:         wire.Stream,
+		Description:  "skypipe: the kept items of every pipe",
+		Subjects:     wire.StreamSubjects,
+		Retention:    jetstream.WorkQueuePolicy,
+		Storage:      jetstream.FileStorage,
+		Discard:      jetstream.DiscardNew,
+		AllowDirect:  true,
+		MaxConsumers: maxClaims,
 	}
 }
 
-// clusterReplicas is how many copies of a pipe's kept items a cluster of
+// clusterReplicas is how many copies of the kept items a cluster of
 // satellites holds: a majority survives the loss of any one.
 const clusterReplicas = 3
 
@@ -37,14 +43,14 @@ func (c *Client) ensureStream(ctx context.Context, s wire.Subjects) error {
 	if err != nil {
 		return err
 	}
-	cfg := streamConfig(s)
+	cfg := streamConfig()
 	if c.clustered() {
 		cfg.Replicas = clusterReplicas
 	}
 	err = js.RetryIf(ctx, func(ctx context.Context, err error) bool {
 		switch {
 		case jsapi.Code(err) == jsapi.CodeInsufficient && cfg.Replicas > 1:
-			c.noticef("the cluster has fewer than %d satellites: pipe %q keeps its items on one", clusterReplicas, s.Name)
+			c.noticef("the cluster has fewer than %d satellites: kept items are stored on one", clusterReplicas)
 			cfg.Replicas = 1
 			return true
 		case jsapi.Code(err) == jsapi.CodeNotClustered && cfg.Replicas > 1:
@@ -65,7 +71,7 @@ func (c *Client) ensureStream(ctx context.Context, s wire.Subjects) error {
 	case jsapi.Code(err) == jsapi.CodeMaxStreams, jsapi.Full(err):
 		return storeError(s, err)
 	}
-	return fmt.Errorf("creating the store of pipe %q: %w", s.Name, err)
+	return fmt.Errorf("creating the store of kept items (for pipe %q): %w", s.Name, err)
 }
 
 // purgeItem deletes every stored frame of an item.
@@ -100,7 +106,7 @@ func (c *Client) storedFrom(ctx context.Context, s wire.Subjects, item string, s
 func storeError(s wire.Subjects, err error) error {
 	switch code := jsapi.Code(err); {
 	case code == jsapi.CodeMaxStreams:
-		return fmt.Errorf("%w: %w: it may hold no more streams (max_streams), and pipe %q keeps its items in one of its own (%v)", ErrPipeFull, ErrAccountLimit, s.Name, err)
+		return fmt.Errorf("%w: %w: %w, and skypipe keeps the items of every pipe in one stream of its own, %s, which does not exist yet (%v)", ErrPipeFull, ErrAccountLimit, ErrNoRoomForStream, wire.Stream, err)
 	case code == jsapi.CodeAccountResources:
 		return fmt.Errorf("%w: %w: its store is full (max_file or max_bytes); pipe %q kept nothing of this item (%v)", ErrPipeFull, ErrAccountLimit, s.Name, err)
 	case jsapi.Full(err):

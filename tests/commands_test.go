@@ -56,6 +56,8 @@ const pollEvery = 10 * time.Millisecond
 //	linesin GLOB FILE...   every line of each FILE is in the files GLOB matches,
 //	                       whole or split across two of them (an item kept
 //	                       from the byte where its last receiver left)
+//	oldstore PIPE LINE...  keep each LINE as an item in the old layout
+//	                       (a stream per pipe), as an upgraded satellite has
 //	inject PIPE CASE [kept] publish a live item (or store a kept one) whose
 //	                       frames are damaged as CASE says (gap, checksum,
 //	                       duplicate, garbage, oversized), as a raw NATS
@@ -97,6 +99,8 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"heads":       cmdHeads,
 	"tails":       cmdTails,
 	"takeall":     cmdTakeAll,
+	// oldlayout_test.go
+	"oldstore": cmdOldStore,
 }
 
 func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {

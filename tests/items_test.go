@@ -75,7 +75,7 @@ func cmdHeads(ts *testscript.TestScript, neg bool, args []string) {
 		ctx, cancel := context.WithTimeout(context.Background(), askLimit)
 		defer cancel()
 		ids = ids[:0]
-		st, err := js.Stream(ctx, wire.StreamName(args[0]))
+		st, err := js.Stream(ctx, wire.NewSubjects(args[0]).Stream)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return true, ""
 		}

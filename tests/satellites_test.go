@@ -214,7 +214,7 @@ func cmdLeader(ts *testscript.TestScript, neg bool, args []string) {
 	waitFor(ts, "a leader of pipe "+args[0]+"'s store", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		st, err := js.Stream(ctx, wire.StreamName(args[0]))
+		st, err := js.Stream(ctx, wire.NewSubjects(args[0]).Stream)
 		if err != nil {
 			return false, err.Error()
 		}

@@ -19,7 +19,7 @@ type LsCmd struct {
 // Help is the long help of ls.
 func (c *LsCmd) Help() string {
 	return `Lists, on stdout, the pipes that keep items: how many, the bytes the
-satellite stores for them (framing included), how many receivers are
+pipe's items hold (their data, as far as it is stored), how many receivers are
 attached now, and what the items are:
   WHOLE    kept from the first byte to the end: a receiver gets all of it
   PARTIAL  kept from a later byte on, because live receivers got its start
@@ -37,7 +37,7 @@ With --json it prints a JSON array, one object a pipe, by name:
   name           the pipe's name ("" for the default pipe)
   default        true for the default pipe
   items          kept items
-  bytes          bytes stored for them, framing included
+  bytes          bytes of their data stored
   receivers      receivers attached now
   whole          whole items
   partial        partial items
@@ -75,9 +75,14 @@ func (c *LsCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	defer nc.Close()
-	list, err := g.pipes(nc, ep).List(ctx)
+	client := g.pipes(nc, ep)
+	list, err := client.List(ctx)
 	if err != nil {
 		return err
+	}
+	if old, err := client.OldPipes(ctx); err == nil && len(old) > 0 {
+		printf("%d pipe(s) keep items stored by an older skypipe, which receivers do not read (e.g. %q)", len(old), old[0])
+		hintf("'skypipe setup migrate' moves them, once nothing sends to them")
 	}
 	if c.JSON {
 		out := make([]lsEntry, 0, len(list))

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/skypipe/skypipe/embedded"
+	"github.com/skypipe/skypipe/internal/wire"
+	"github.com/skypipe/skypipe/pipes"
 	"github.com/skypipe/skypipe/provision"
 )
 
@@ -116,6 +118,11 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if httpAddr != "" {
 		cfg.Websocket = "127.0.0.1:0"
 	}
+	if c.Cluster == "" {
+		migrateStore(ctx, cfg)
+	} else if old, _ := embedded.StoresStreams(c.Store, wire.StreamPrefix); old {
+		printf("the store keeps items of an older skypipe, which receivers do not read: once every member runs this version, run 'skypipe setup migrate' against the cluster")
+	}
 	srv, err := embedded.Start(cfg)
 	if err != nil {
 		return err
@@ -190,4 +197,38 @@ func (c *ServeCmd) checkCluster(token string) error {
 		return &usageError{msg: fmt.Sprintf("refusing to route a cluster on %s without a token", c.Cluster), hint: "set --token-file: members authenticate with it"}
 	}
 	return nil
+}
+
+// migrateStore moves the items an older skypipe kept in its layout (a
+// stream per pipe) into the shared stream, before any client may connect:
+// the satellite starts with no listener, and only this process reaches it.
+// A failure is said, and the satellite serves anyway: 'skypipe ls' then
+// points to 'skypipe setup migrate'.
+func migrateStore(ctx context.Context, cfg embedded.Config) {
+	old, err := embedded.StoresStreams(cfg.StoreDir, wire.StreamPrefix)
+	if err != nil || !old {
+		return
+	}
+	cfg.Private = true
+	srv, err := embedded.Start(cfg)
+	if err != nil {
+		printf("moving the items of an older skypipe: %v", err)
+		return
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect("skypipe migrate", cfg.Token)
+	if err != nil {
+		printf("moving the items of an older skypipe: %v", err)
+		return
+	}
+	defer nc.Close()
+	res, err := pipes.New(nc).Migrate(ctx)
+	if err != nil {
+		printf("moving the items of an older skypipe: %v", err)
+		hintf("'skypipe setup migrate' tries again; until then receivers do not see them")
+		return
+	}
+	if res.Pipes > 0 {
+		printf("moved %d kept item(s) of %d pipe(s) of an older skypipe to the shared stream", res.Items, res.Pipes)
+	}
 }

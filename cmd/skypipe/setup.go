@@ -23,6 +23,8 @@ type SetupCmd struct {
 	Join  SetupJoinCmd  `cmd:"" help:"Use the satellite of a join string read from stdin or SKYPIPE_JOIN."`
 	Token SetupTokenCmd `cmd:"" help:"Print a narrow token for curl and browsers: some pipes, send or take only."`
 	CA    SetupCACmd    `cmd:"" name:"ca" help:"Print the satellite's CA certificate, for curl --cacert."`
+
+	Migrate SetupMigrateCmd `cmd:"" help:"Move items kept by an older skypipe (a stream per pipe) to where receivers read them."`
 }
 
 // Help is the long help of setup.

@@ -113,8 +113,10 @@ func fail(err error) int {
 		hintf("to forget the satellite without tearing it down, remove %s", re.file)
 	case errors.Is(err, pipes.ErrNoItem):
 		hintf("a sender's or receiver's error names the item it failed on: 'item ID: ...'")
+	case errors.Is(err, pipes.ErrNoRoomForStream):
+		hintf("skypipe needs one stream in the account for all its pipes: whoever runs that NATS raises its max_streams, or frees one")
 	case errors.Is(err, pipes.ErrAccountLimit):
-		hintf("'skypipe rm NAME' drops a pipe's kept items and its stream ('skypipe ls' shows what is kept); the account's limits are raised by whoever runs that NATS")
+		hintf("'skypipe rm NAME' drops a pipe's kept items ('skypipe ls' shows what is kept); the account's limits are raised by whoever runs that NATS")
 	case errors.Is(err, pipes.ErrPipeFull):
 		hintf("drain kept items ('skypipe ls' shows them), drop them with 'skypipe rm NAME', or give the satellite a larger --max-store")
 	case errors.Is(err, pipes.ErrNotStored):

@@ -1,47 +1,99 @@
 package wire
 
+import "strings"
+
 // The subjects of one pipe, all under "skypipe.<token>". See pipes/doc.go
 // for what travels on each.
 const (
-	Root         = "skypipe"
+	Root = "skypipe"
+	// Stream is the one JetStream work-queue stream that keeps the items
+	// of every pipe, on the subjects StreamSubjects.
+	Stream = "SKYPIPE"
+	// StreamPrefix begins the names of the streams of the old layout, one
+	// per pipe (see Subjects.Old).
 	StreamPrefix = "SKYPIPE_"
 
-	kindLive = "live" // live chunks of an item: skypipe.<tok>.live.<item>
-	KindHead = "head" // first kept chunk of an item (stream)
-	kindKept = "kept" // further kept chunks of an item (stream)
-	kindItem = "item" // a sender's control inbox: acks, claims, leaves, pings
-	kindRoll = "roll" // roll call: which listeners are attached?
-	kindTake = "take" // offers of new items, to one taker (a queue group)
-	kindWho  = "who"  // census: every receiver attached answers
-	kindJoin = "join" // a receiver announcing itself, or leaving
-	kindRcv  = "rcv"  // a receiver's own inbox: pings
+	kindLive    = "live" // live chunks of an item: skypipe.<tok>.live.<item>
+	kindHead    = "h"    // first kept chunk of an item (stream)
+	kindKept    = "k"    // further kept chunks of an item (stream)
+	kindOldHead = "head" // the same, in a stream of the old layout
+	kindOldKept = "kept"
+	kindItem    = "item" // a sender's control inbox: acks, claims, leaves, pings
+	kindRoll    = "roll" // roll call: which listeners are attached?
+	kindTake    = "take" // offers of new items, to one taker (a queue group)
+	kindWho     = "who"  // census: every receiver attached answers
+	kindJoin    = "join" // a receiver announcing itself, or leaving
+	kindRcv     = "rcv"  // a receiver's own inbox: pings
 
-	// MetaName is the stream metadata key holding the pipe's name.
+	// MetaName is the metadata key of an old layout's stream holding its
+	// pipe's name.
 	MetaName = "skypipe.name"
 	// MetaReceiver is the consumer metadata key holding the claimant's id.
 	MetaReceiver = "skypipe.receiver"
 )
 
+// StreamSubjects are the subjects of the stream Stream: every pipe's
+// stored frames.
+var StreamSubjects = []string{Root + ".*." + kindHead + ".*", Root + ".*." + kindKept + ".*"}
+
+// HeadsOfAll matches the heads of every pipe's kept items in Stream.
+const HeadsOfAll = Root + ".*." + kindHead + ".*"
+
+// OldHeadsOfAll matches the heads of kept items in the old layout's
+// streams, one per pipe.
+const OldHeadsOfAll = Root + ".*." + kindOldHead + ".*"
+
 // Subjects holds the subjects of one pipe, computed once.
 type Subjects struct {
 	Name   string
 	Token  string
-	Stream string
+	Stream string // the stream that keeps its items
 	base   string // skypipe.<tok>.
+	head   string // the kinds of its stored frames' subjects
+	kept   string
 }
 
 // NewSubjects returns the subjects of a valid pipe name.
 func NewSubjects(name string) Subjects {
 	tok := Token(name)
-	return Subjects{Name: name, Token: tok, Stream: StreamName(name), base: Root + "." + tok + "."}
+	return Subjects{Name: name, Token: tok, Stream: Stream, base: Root + "." + tok + ".", head: kindHead, kept: kindKept}
+}
+
+// Old returns the pipe's subjects in the old layout (skypipe 0.x before
+// the shared stream), where each pipe kept its items in a stream of its
+// own, StreamName(name), on subjects whose kinds were "head" and "kept".
+// Only the migration of such a stream reads it.
+func (s Subjects) Old() Subjects {
+	s.Stream, s.head, s.kept = StreamName(s.Name), kindOldHead, kindOldKept
+	return s
+}
+
+// PipeOfHead returns the token and item id of a head subject in Stream.
+func PipeOfHead(subject string) (tok, item string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, Root+".")
+	if !ok {
+		return "", "", false
+	}
+	tok, rest, ok = strings.Cut(rest, ".")
+	if !ok {
+		return "", "", false
+	}
+	item, ok = strings.CutPrefix(rest, kindHead+".")
+	if !ok || item == "" || strings.Contains(item, ".") {
+		return "", "", false
+	}
+	return tok, item, true
 }
 
 func (s Subjects) Live(item string) string { return s.base + kindLive + "." + item }
 func (s Subjects) LiveAll() string         { return s.base + kindLive + ".*" }
-func (s Subjects) Head(item string) string { return s.base + KindHead + "." + item }
-func (s Subjects) HeadAll() string         { return s.base + KindHead + ".*" }
-func (s Subjects) Kept(item string) string { return s.base + kindKept + "." + item }
-func (s Subjects) KeptAll() string         { return s.base + kindKept + ".*" }
+func (s Subjects) Head(item string) string { return s.base + s.head + "." + item }
+func (s Subjects) HeadAll() string         { return s.base + s.head + ".*" }
+func (s Subjects) Kept(item string) string { return s.base + s.kept + "." + item }
+func (s Subjects) KeptAll() string         { return s.base + s.kept + ".*" }
+
+// Stored matches every stored frame of the pipe, heads and the rest.
+func (s Subjects) Stored() string { return s.base + "*.*" }
 
 // Claim is the filter of one item's stored frames: its head and the rest.
 func (s Subjects) Claim(item string) string { return s.base + "*." + item }

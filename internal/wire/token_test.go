@@ -82,8 +82,16 @@ func FuzzToken(f *testing.F) {
 				t.Fatalf("name %q: subject %q is not a literal subject of its own", name, subj)
 			}
 		}
-		if !strings.HasPrefix(s.Stream, StreamPrefix) || strings.ContainsAny(s.Stream, ".*> \t/\\") {
-			t.Fatalf("name %q: stream name %q is not valid", name, s.Stream)
+		if old := s.Old(); !strings.HasPrefix(old.Stream, StreamPrefix) || strings.ContainsAny(old.Stream, ".*> \t/\\") {
+			t.Fatalf("name %q: old stream name %q is not valid", name, old.Stream)
+		}
+		if gotTok, item, ok := PipeOfHead(s.Head("I")); !ok || gotTok != tok || item != "I" {
+			t.Fatalf("name %q: PipeOfHead(%q) = %q, %q, %v", name, s.Head("I"), gotTok, item, ok)
+		}
+		for _, subj := range []string{s.Live("I"), s.Kept("I"), s.Item("I"), s.Old().Head("I")} {
+			if _, _, ok := PipeOfHead(subj); ok {
+				t.Fatalf("name %q: %q taken for a head", name, subj)
+			}
 		}
 	})
 }
