@@ -92,16 +92,12 @@ func stateOf(head, last []byte) ItemState {
 	return ItemWhole
 }
 
-// listHeadBatch is how many item heads List asks for at once: a head is a
-// 16-byte marker, so a batch is a few MB at most.
-const listHeadBatch = 10000
-
 // List returns the pipes that keep items, by name, with what their items
 // are. Its cost grows with the items kept, not with the pipes ever used: it
-// reads the heads of every pipe's items at once (a batched direct get, one
-// per listHeadBatch items), then the last frame of each (a multi-last
-// direct get, one per jsapi.MaxLasts items), then counts the receivers
-// attached to each pipe listed (one census window for all).
+// asks the stream for its head subjects (the stream's info, paged), reads
+// the heads and then the last frame of each item (multi-last direct gets,
+// one per jsapi.MaxLasts subjects), then counts the receivers attached to
+// each pipe listed (one census window for all).
 func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 	js, err := c.jetstream()
 	if err != nil {
@@ -109,29 +105,45 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 	}
 	l := js.NewLookup()
 	defer l.Close()
-	var heads []jsapi.Head
-	for from, more := uint64(0), true; more; {
-		var batch []jsapi.Head
-		err := js.Retry(ctx, func(ctx context.Context) (err error) {
-			batch, more, err = l.Next(ctx, wire.Stream, wire.HeadsOfAll, from, listHeadBatch)
-			return err
-		})
+	// The heads' subjects from the stream's subject index (a scan of the
+	// stream by a wildcard filter would walk every stored frame, gigabytes
+	// of a big item's), then the heads themselves, one message a subject.
+	var index map[string]uint64
+	err = js.Retry(ctx, func(ctx context.Context) error {
+		st, err := js.JS.Stream(ctx, wire.Stream)
 		if err != nil {
-			return nil, fmt.Errorf("listing pipes: looking for kept items: %w", err)
+			return err
 		}
-		heads = append(heads, batch...)
-		if len(batch) > 0 {
-			from = batch[len(batch)-1].Seq + 1
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(wire.HeadsOfAll))
+		if err != nil {
+			return err
 		}
-	}
-	if len(heads) == 0 {
-		// No stream, or no JetStream at all (a direct get of either gets
-		// "no responders"): tell the second apart.
-		if _, err := js.JS.Stream(ctx, wire.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, fmt.Errorf("listing pipes: %w", err)
-		}
+		index = info.State.Subjects
+		return nil
+	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("listing pipes: %w", err)
+	}
+	headSubjects := make([]string, 0, len(index))
+	for subject := range index {
+		headSubjects = append(headSubjects, subject)
+	}
+	var found map[string]jsapi.Head
+	err = js.Retry(ctx, func(ctx context.Context) (err error) {
+		found, err = l.Lasts(ctx, wire.Stream, headSubjects)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing pipes: looking for kept items: %w", err)
+	}
+	heads := make([]jsapi.Head, 0, len(found))
+	for _, h := range found {
+		heads = append(heads, h)
+	}
+	sort.Slice(heads, func(i, j int) bool { return heads[i].Seq < heads[j].Seq })
 	type kept struct {
 		head jsapi.Head
 		item string
