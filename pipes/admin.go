@@ -379,7 +379,7 @@ func (c *Client) RemoveItem(ctx context.Context, name, item string) error {
 	if err != nil {
 		return err
 	}
-	if item == "" || strings.ContainsAny(item, ".*> \t\r\n") {
+	if !wire.ValidItem(item) {
 		return fmt.Errorf("%w: %q is not an item id", ErrNoItem, item)
 	}
 	js, err := c.jetstream()

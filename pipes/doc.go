@@ -32,8 +32,8 @@
 // Under skypipe.<token>:
 //
 //	live.<item>  live frames of an item: core NATS, every receiver subscribes live.*
-//	head.<item>  kept: the item's first kept frame, a marker with its start offset
-//	kept.<item>  kept: the item's data frames and its end frame
+//	h.<item>     kept: the item's first kept frame, a marker with its start offset
+//	k.<item>     kept: the item's data frames and its end frame
 //	item.<item>  the sender's control inbox: receivers' acks, claims, leaves, probes
 //	roll         roll call: listeners answer a sender with their id
 //	take         offers of a new item: one taker of the queue group answers
@@ -41,9 +41,23 @@
 //	join         receivers announce themselves (and leave) to senders already sending
 //	rcv.<id>     a receiver's inbox: liveness probes
 //
-// The kept subjects of a pipe belong to one JetStream stream, file storage,
-// work-queue retention, named SKYPIPE_ and a digest of the name (stream
-// names become directory names on the satellite, where case may not count).
+// # The store
+//
+// The kept subjects of every pipe (h.<item>, k.<item>) belong to one
+// JetStream stream, SKYPIPE: file storage, work-queue retention, DiscardNew,
+// direct gets, up to 2^20 claims at once. A pipe is only a name: one that
+// keeps nothing costs the satellite nothing, however many names were ever
+// used (a stream per pipe, the old layout, cost each name a stream, its
+// files and its memory forever). --max-store caps the satellite's whole
+// store, not a pipe's. ls reads the head subjects from the stream's subject
+// index and the heads and items' ends by multi-last direct gets; rm purges
+// a pipe's subjects and drops the claims on them.
+//
+// The old layout kept a pipe's items in a stream of its own, SKYPIPE_ and a
+// digest of the name, on head.* and kept.*, which a stream on h.* and k.*
+// does not overlap. Receivers read only SKYPIPE. Migrate moves old streams
+// into it, each pipe's items in order: 'skypipe serve' does so before it
+// lets any client in, 'skypipe setup migrate' on a NATS of the user's own.
 //
 // # Frames
 //
@@ -112,7 +126,7 @@
 // whole in the stream: the next receiver that meets error 10100 probes the holder
 // (its id is in the consumer's metadata), deletes the consumer of a dead
 // one, and takes the item from its first byte. A receiver finds the oldest
-// kept items by asking the stream for the messages on head.* from a
+// kept items by asking the stream for the messages on its pipe's h.* from a
 // sequence on (a batched direct get, with no consumer), skipping items
 // others hold. It pulls exactly the frames its claim found stored (the
 // consumer's pending count), two pulls of KeptPullMsgs at a time, since a
@@ -168,7 +182,7 @@
 // is refused with "insufficient resources", which a sender reports as
 // ErrPipeFull after taking its partial item out. Frames the satellite does
 // not confirm within AckTimeout fail the item (ErrNotStored). On a cluster
-// each pipe's stream has three replicas, and JetStream calls that time out
+// the stream has three replicas, and JetStream calls that time out
 // while the cluster elects leaders are retried for FailoverWait
 // (internal/jsapi: one retry rule for every call). WithJetStreamDomain
 // reaches a JetStream that runs in a domain (a hub, from a leaf node): every

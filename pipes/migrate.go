@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/skypipe/skypipe/internal/jsapi"
@@ -112,18 +113,26 @@ func (c *Client) migrateStream(ctx context.Context, o oldStream) (int, error) {
 		copied uint64
 		acks   []jetstream.PubAckFuture
 	)
+	// settle waits until at most keep copies are unconfirmed, each for
+	// at most one call's time (T.Call).
 	settle := func(keep int) error {
 		for len(acks) > keep {
+			wait := time.NewTimer(js.T.Call)
 			select {
 			case <-acks[0].Ok():
 			case err := <-acks[0].Err():
+				wait.Stop()
 				if jsapi.Full(err) {
 					return storeError(s, err)
 				}
 				return err
+			case <-wait.C:
+				return fmt.Errorf("%w: the satellite did not confirm a copied frame within %v", ErrNotStored, js.T.Call)
 			case <-ctx.Done():
+				wait.Stop()
 				return ctx.Err()
 			}
+			wait.Stop()
 			acks = acks[1:]
 		}
 		return nil
@@ -177,16 +186,11 @@ func (c *Client) migrateStream(ctx context.Context, o oldStream) (int, error) {
 // moved returns the subject in the shared stream of a frame stored on
 // subject in an old stream, and its item.
 func moved(old, s wire.Subjects, subject string) (to, item string, err error) {
-	switch {
-	case strings.HasPrefix(subject, old.HeadAll()[:len(old.HeadAll())-1]):
-		item = subject[len(old.HeadAll())-1:]
-		to = s.Head(item)
-	case strings.HasPrefix(subject, old.KeptAll()[:len(old.KeptAll())-1]):
-		item = subject[len(old.KeptAll())-1:]
-		to = s.Kept(item)
+	if item, ok := strings.CutPrefix(subject, old.Head("")); ok && wire.ValidItem(item) {
+		return s.Head(item), item, nil
 	}
-	if item == "" || strings.ContainsAny(item, ".*>") {
-		return "", "", fmt.Errorf("a frame on %q, not a subject of pipe %q", subject, old.Name)
+	if item, ok := strings.CutPrefix(subject, old.Kept("")); ok && wire.ValidItem(item) {
+		return s.Kept(item), item, nil
 	}
-	return to, item, nil
+	return "", "", fmt.Errorf("a frame on %q, not a subject of pipe %q", subject, old.Name)
 }

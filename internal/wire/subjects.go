@@ -79,7 +79,7 @@ func PipeOfHead(subject string) (tok, item string, ok bool) {
 		return "", "", false
 	}
 	item, ok = strings.CutPrefix(rest, kindHead+".")
-	if !ok || item == "" || strings.Contains(item, ".") {
+	if !ok || !ValidItem(item) {
 		return "", "", false
 	}
 	return tok, item, true
@@ -108,6 +108,10 @@ func (s Subjects) Who() string              { return s.base + kindWho }
 func (s Subjects) TakeReply(item string) string { return s.base + kindItem + "." + item + ".t" }
 func (s Subjects) Join() string                 { return s.base + kindJoin }
 func (s Subjects) Rcv(rid string) string        { return s.base + kindRcv + "." + rid }
+
+// ValidItem tells whether id can be an item's id: one subject token, no
+// wildcard, no space.
+func ValidItem(id string) bool { return id != "" && !strings.ContainsAny(id, ".*> \t\r\n") }
 
 // LastToken returns what follows the last '.' of a subject.
 func LastToken(subject string) string {
