@@ -15,7 +15,8 @@
 // other receiver is taking, else the next item sent, which the sender
 // offers on the take subject, a queue group, so that exactly one waiting
 // taker answers (a busy one passes, a sender tries again up to 16 times,
-// then keeps the item). A listener (Listen) gets a copy of what is sent
+// then keeps the item; a taker whose answer comes after the sender went on
+// without one is refused, on its rcv subject, and looks in the store). A listener (Listen) gets a copy of what is sent
 // live, whoever takes it, and with no taker attached it takes the live
 // item (nothing is kept) or a kept one. Without Follow a receiver returns
 // at its item's end; an item written out from a byte other than its first

@@ -78,6 +78,7 @@ const (
 	evReadFailed                  // a claimed item's reader stopped: err
 	evProbed                      // a probe of an item's sender answered: gone
 	evOffer                       // a sender offers this taker a new item: msg
+	evRefused                     // the sender of an item this taker took went on without it
 )
 
 // event is what the receiver's loop reacts to, from its subscriptions, its
@@ -86,12 +87,13 @@ type event struct {
 	kind eventKind
 	item string
 	msg  *nats.Msg
-	cl   *claim // evKept, evReadFailed: the claim the reader serves
-	seq  uint64 // evKept: stream sequence
-	more uint64 // evKept: frames still pending in the store
-	head bool   // evKept: msg is the item's head
-	err  error  // evReadFailed
-	gone bool   // evProbed
+	cl   *claim    // evKept, evReadFailed: the claim the reader serves
+	seq  uint64    // evKept: stream sequence
+	more uint64    // evKept: frames still pending in the store
+	head bool      // evKept: msg is the item's head
+	err  error     // evReadFailed
+	gone bool      // evProbed
+	at   time.Time // evOffer: when it came in
 }
 
 // itemState is where an incoming item stands. Each state allows the moves
@@ -248,7 +250,17 @@ func (r *receiver) run(ctx context.Context) error {
 	if _, err := r.subscribe(r.s.Who(), answer); err != nil {
 		return err
 	}
-	alive, err := r.c.nc.Subscribe(r.s.Rcv(r.rid), func(m *nats.Msg) { _ = m.Respond(nil) })
+	alive, err := r.c.nc.Subscribe(r.s.Rcv(r.rid), func(m *nats.Msg) {
+		if len(m.Data) == 0 {
+			_ = m.Respond(nil) // a liveness probe
+			return
+		}
+		// A sender refusing this taker's late Take; the reply subject
+		// names the item, as an offer's does.
+		if cm, ok := wire.ParseCtl(m.Data); ok && cm.Kind == wire.Pass && m.Reply != "" {
+			r.post(event{kind: evRefused, item: wire.LastToken(m.Reply)})
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -322,13 +334,7 @@ func (r *receiver) tickEvery(idle bool) time.Duration {
 func (r *receiver) attach(join []byte) error {
 	var err error
 	if r.opt.Role == Take {
-		r.offers, err = r.c.nc.QueueSubscribe(r.s.Take(), takers, func(m *nats.Msg) {
-			r.post(event{kind: evOffer, msg: m})
-		})
-		if err == nil {
-			r.subs = append(r.subs, r.offers)
-		}
-		return err
+		return r.joinOffers()
 	}
 	r.live, err = r.subscribe(r.s.LiveAll(), func(m *nats.Msg) {
 		r.post(event{kind: evLive, item: wire.LastToken(m.Subject), msg: m})
@@ -351,13 +357,15 @@ const takers = "takers"
 
 // offered answers a sender's offer of a new item: a taker that wants an
 // item takes it, subscribing to its live frames before it says so; one
-// that has its item passes, and the sender offers it to another.
-func (r *receiver) offered(m *nats.Msg) error {
+// that has its item passes, and the sender offers it to another. So does
+// one whose loop was busy for half the sender's roll call: its Take would
+// likely come after the sender went on without a taker.
+func (r *receiver) offered(m *nats.Msg, at time.Time) error {
 	id, ok := offeredItem(m.Reply)
 	if !ok {
 		return nil // not an offer a sender makes
 	}
-	if r.detached.Load() || r.known(id) {
+	if r.detached.Load() || r.known(id) || time.Since(at) > r.cfg.RollCallTimeout/2 {
 		r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Pass, 0, r.rid)
 		_ = m.Respond(r.ctlBuf)
 		return nil
@@ -379,6 +387,27 @@ func (r *receiver) offered(m *nats.Msg) error {
 	}
 	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Take, 0, r.rid)
 	return m.Respond(r.ctlBuf)
+}
+
+// refused drops an item this taker took from an offer whose sender had
+// already gone on without a taker (its answer came too late): the item is
+// kept, so the taker goes back to the queue of offers and looks in the
+// store. Nothing of it was read: a sender refuses only before its first
+// frame.
+func (r *receiver) refused(ctx context.Context, id string) error {
+	it := r.items[id]
+	if it == nil || it.sub == nil || it.state != itemWaiting || it.claim != nil {
+		return nil
+	}
+	_ = it.sub.Unsubscribe()
+	delete(r.items, id)
+	if r.primary == id {
+		r.primary = ""
+	}
+	if err := r.reattach(); err != nil {
+		return err
+	}
+	return r.claimNext(ctx)
 }
 
 // offeredItem reads the item's id off the reply subject of an offer,
@@ -457,7 +486,9 @@ func (r *receiver) move(it *inItem, to itemState) error {
 func (r *receiver) handle(ctx context.Context, ev event) error {
 	switch ev.kind {
 	case evOffer:
-		return r.offered(ev.msg)
+		return r.offered(ev.msg, ev.at)
+	case evRefused:
+		return r.refused(ctx, ev.item)
 	case evProbed:
 		if it := r.items[ev.item]; it != nil && it.peer == peerProbing {
 			it.peer, it.seen = peerHeard, time.Now()
@@ -826,7 +857,9 @@ func (r *receiver) markBroken(ctx context.Context, it *inItem) {
 // items whose sender is gone.
 func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
 	for _, it := range r.items {
-		if it.state != itemReading && !(it.state == itemWaiting && it.claim != nil) {
+		// Waiting: a claimed kept item, or one this taker took from an
+		// offer, whose sender may vanish before its first frame.
+		if it.state != itemReading && !(it.state == itemWaiting && (it.claim != nil || it.sub != nil)) {
 			continue
 		}
 		switch it.peer {
@@ -978,6 +1011,33 @@ func (r *receiver) detach() {
 	_ = r.live.Unsubscribe() // the item comes from the store
 	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Leave, 0, r.rid)
 	_ = r.c.nc.Publish(r.s.Join(), r.ctlBuf)
+}
+
+// reattach undoes detach for a taker whose only item was refused: it joins
+// the queue of offers again.
+func (r *receiver) reattach() error {
+	if r.opt.Role != Take || !r.detached.Load() || r.primary != "" {
+		return nil
+	}
+	if err := r.joinOffers(); err != nil {
+		return err
+	}
+	r.detached.Store(false)
+	return nil
+}
+
+// joinOffers subscribes a taker to the offers of new items, one taker of
+// the queue group each.
+func (r *receiver) joinOffers() error {
+	offers, err := r.c.nc.QueueSubscribe(r.s.Take(), takers, func(m *nats.Msg) {
+		r.post(event{kind: evOffer, msg: m, at: time.Now()})
+	})
+	if err != nil {
+		return err
+	}
+	r.offers = offers
+	r.subs = append(r.subs, offers)
+	return nil
 }
 
 // post hands an event to the receiver's loop, unless it has returned.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestEachJobGoesToExactlyOneWaitingTaker: takers waiting first, then
@@ -54,6 +55,67 @@ func TestEachJobGoesToExactlyOneWaitingTaker(t *testing.T) {
 	wg.Wait()
 	sort.Strings(got)
 	if strings.Join(got, "") != lines.String() {
+		t.Fatalf("jobs taken: %q", got)
+	}
+	if n, _ := keptItems(ctx, sat.client(), "jobs"); n != 0 {
+		t.Fatalf("%d jobs left kept", n)
+	}
+}
+
+// TestWorkersThatSendAndTakeOnOnePipeNeverHang: workers that each keep a
+// job and then take one, on one pipe, as a job queue whose workers also
+// queue jobs. An offer reaches a taker whose loop is busy claiming, so its
+// answer comes late or not at all; the sender keeps the item. The late
+// taker must learn that (refused) and take a kept item instead: before the
+// sender refused late Takes, a taker waited forever for the live frames of
+// an item its sender had kept.
+func TestWorkersThatSendAndTakeOnOnePipeNeverHang(t *testing.T) {
+	sat := newSatellite(t)
+	// A roll call shorter than a claim's requests: answers come late often.
+	sat.cfg.RollCallTimeout = 20 * time.Millisecond
+	ctx := testCtx(t)
+	const workers, rounds = 4, 60
+	var (
+		mu   sync.Mutex
+		got  []string
+		want []string
+		wg   sync.WaitGroup
+	)
+	errs := make(chan error, workers)
+	for w := range workers {
+		c := sat.client()
+		for i := range rounds {
+			want = append(want, fmt.Sprintf("job %d-%02d\n", w, i))
+		}
+		wg.Go(func() {
+			for i := range rounds {
+				job := fmt.Sprintf("job %d-%02d\n", w, i)
+				if _, err := c.Send(ctx, "jobs", strings.NewReader(job)); err != nil {
+					errs <- err
+					return
+				}
+				var out bytes.Buffer
+				if _, err := c.Receive(ctx, "jobs", &out, ReceiveOptions{}); err != nil {
+					errs <- fmt.Errorf("worker %d, round %d: %w", w, i, err)
+					return
+				}
+				mu.Lock()
+				got = append(got, out.String())
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, "") != strings.Join(want, "") {
 		t.Fatalf("jobs taken: %q", got)
 	}
 	if n, _ := keptItems(ctx, sat.client(), "jobs"); n != 0 {

@@ -73,6 +73,7 @@ type sender struct {
 	listening sync.WaitGroup
 	done      chan struct{}
 	probes    *prober
+	offer     offerGate // the item offered to one taker, until decided
 
 	offset   uint64 // bytes read and sent so far
 	keptFrom uint64 // offset of the first kept byte
@@ -112,6 +113,7 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 		snd.ctl.push(wire.Ctl{Kind: kind, RID: rid})
 	})
 	res, err := snd.run(ctx, r)
+	snd.offer.linger(ctx)
 	snd.close()
 	stop()
 	snd.unsubscribe()
@@ -193,6 +195,10 @@ func (snd *sender) listen(answers chan<- answer) error {
 		}
 		snd.subs = append(snd.subs, sub)
 	}
+	refuse := func(rid string) {
+		ctl := wire.AppendCtl(nil, wire.Pass, 0, rid)
+		_ = snd.c.nc.PublishMsg(&nats.Msg{Subject: snd.s.Rcv(rid), Reply: itemSubject, Data: ctl})
+	}
 	tell := func(a answer) {
 		select {
 		case answers <- a:
@@ -225,6 +231,12 @@ func (snd *sender) listen(answers chan<- answer) error {
 			}
 			switch {
 			case m.Subject == takeReply && cm.Kind == wire.Take:
+				if !snd.offer.take() {
+					// Too late: the item is kept (or another took it). A
+					// taker told nothing would wait for it forever.
+					refuse(cm.RID)
+					continue
+				}
 				snd.ctl.push(cm) // before the answer, so run finds the taker there
 				tell(answerTaken)
 			case m.Subject == takeReply && cm.Kind == wire.Pass:
@@ -410,6 +422,7 @@ const maxPasses = 16
 func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, error) {
 	offer := nats.Msg{Subject: snd.s.Take(), Reply: snd.s.TakeReply(snd.item)}
 	roll := nats.Msg{Subject: snd.s.Roll(), Reply: snd.s.Item(snd.item)}
+	snd.offer.sent(time.Now())
 	for _, m := range []*nats.Msg{&offer, &roll} {
 		if err := snd.c.nc.PublishMsg(m); err != nil {
 			return false, fmt.Errorf("looking for receivers: %w", err)
@@ -445,12 +458,96 @@ func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, e
 		case <-t.C:
 			// Not even a "nobody": keep the item, to be safe, unless a
 			// listener answered.
-			return takers == some || listeners == some, nil
+			snd.offer.unanswered(snd.cfg.RollCallTimeout)
+			return snd.decide(takers == some, listeners == some), nil
 		case <-ctx.Done():
+			snd.offer.close()
 			return false, ctx.Err()
 		}
 	}
-	return takers == some || listeners == some, nil
+	return snd.decide(takers == some, listeners == some), nil
+}
+
+// decide closes the offer of the item: a taker that answers later is
+// refused. A take that came in meanwhile counts.
+func (snd *sender) decide(taken, listeners bool) bool {
+	if !taken && snd.offer.close() {
+		taken = true
+	}
+	return taken || listeners
+}
+
+// offerState is where a sender's offer of its item to one taker stands.
+type offerState uint8
+
+const (
+	offerOpen   offerState = iota // offered: a taker may still take it
+	offerTaken                    // a taker took it: its Take is in the audience
+	offerClosed                   // the sender went on without a taker
+)
+
+// offerGate settles the race between a taker's late Take and the sender's
+// decision to go on without one: exactly one of them wins, and the loser
+// is told (a Take refused, a decision that finds the item taken).
+type offerGate struct {
+	mu    sync.Mutex
+	state offerState
+	// An offer nobody answered went to a taker that may answer late: the
+	// sender stays to refuse it until lingerUntil.
+	at, lingerUntil time.Time
+}
+
+func (g *offerGate) sent(at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.at = at
+}
+
+// unanswered: the roll call timed out with the offer unanswered. A taker
+// answers within half a roll call of the offer's coming in, or passes
+// (receiver.offered): staying a whole roll call more covers the way back.
+func (g *offerGate) unanswered(rollCall time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.lingerUntil = g.at.Add(2 * rollCall)
+}
+
+// linger keeps the sender, listening, until a late Take to its unanswered
+// offer would have come, so that it is refused rather than lost: a taker
+// told nothing would wait for an item its sender kept.
+func (g *offerGate) linger(ctx context.Context) {
+	g.mu.Lock()
+	until := g.lingerUntil
+	g.mu.Unlock()
+	if d := time.Until(until); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// take: a taker's Take; true if the item is now that taker's.
+func (g *offerGate) take() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state != offerOpen {
+		return false
+	}
+	g.state = offerTaken
+	return true
+}
+
+// close ends the offer; true if a taker took the item first.
+func (g *offerGate) close() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state == offerOpen {
+		g.state = offerClosed
+	}
+	return g.state == offerTaken
 }
 
 // drain applies every control message already there.

@@ -13,7 +13,9 @@ import "encoding/binary"
 //	Claim  a receiver took the kept item: it reads it from the store, not live
 //	Leave  a receiver detaches; offset is what it wrote of the item
 //	Take   a taker takes the item offered to it (reply to an offer)
-//	Pass   a taker passes on the item offered to it: offer it to another
+//	Pass   a taker passes on the item offered to it: offer it to another;
+//	       or, on the taker's rcv subject, a sender refuses a Take that came
+//	       after it went on without a taker
 const (
 	Join  = 'J'
 	Ack   = 'A'
