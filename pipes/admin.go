@@ -16,7 +16,7 @@ import (
 	"github.com/skypipe/skypipe/internal/wire"
 )
 
-// PipeInfo describes a pipe that keeps items.
+// PipeInfo describes a pipe that keeps items or has receivers attached.
 type PipeInfo struct {
 	Name      string
 	Items     int    // kept items
@@ -92,13 +92,43 @@ func stateOf(head, last []byte) ItemState {
 	return ItemWhole
 }
 
-// List returns the pipes that keep items, by name, with what their items
-// are. Its cost grows with the items kept, not with the pipes ever used: it
-// asks the stream for its head subjects (the stream's info, paged), reads
-// the heads and then the last frame of each item (multi-last direct gets,
-// one per jsapi.MaxLasts subjects), then counts the receivers attached to
-// each pipe listed (one census window for all).
+// List returns the pipes that keep items or have receivers attached, by
+// name, with what their items are. Its cost grows with the items kept and
+// the receivers attached, not with the pipes ever used: it asks the stream
+// for its head subjects (the stream's info), reads the heads and then the
+// last frame of each item (multi-last direct gets, one per jsapi.MaxLasts
+// subjects), and takes one census of every pipe's receivers (WhoAll).
 func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
+	kept, err := c.listKept(ctx)
+	if err != nil {
+		return nil, err
+	}
+	receivers, err := c.census(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PipeInfo, 0, len(kept)+len(receivers))
+	for tok, p := range kept {
+		p.Receivers = receivers[tok]
+		out = append(out, p)
+	}
+	for tok, n := range receivers {
+		if _, ok := kept[tok]; ok {
+			continue
+		}
+		name, err := wire.NameFromToken(tok)
+		if err != nil {
+			continue // not a skypipe receiver's answer
+		}
+		out = append(out, PipeInfo{Name: name, Receivers: n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// listKept returns the pipes that keep items, by token, with what their
+// items are.
+func (c *Client) listKept(ctx context.Context) (map[string]PipeInfo, error) {
 	js, err := c.jetstream()
 	if err != nil {
 		return nil, err
@@ -178,8 +208,7 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing pipes: looking at kept items' ends: %w", err)
 	}
-	out := make([]PipeInfo, 0, len(byPipe))
-	subjects := make([]wire.Subjects, 0, len(byPipe))
+	out := make(map[string]PipeInfo, len(byPipe))
 	for tok, items := range byPipe {
 		s := names[tok]
 		p := PipeInfo{Name: s.Name, Items: len(items)}
@@ -202,18 +231,62 @@ func (c *Client) List(ctx context.Context) ([]PipeInfo, error) {
 				p.BrokenItems = append(p.BrokenItems, k.item)
 			}
 		}
-		out = append(out, p)
-		subjects = append(subjects, s)
+		out[tok] = p
 	}
-	receivers, err := c.count(ctx, subjects...)
+	return out, nil
+}
+
+// census asks every receiver attached to any pipe to answer (WhoAll) and
+// counts the answers by pipe token that come within Config.CensusWindow,
+// cut short when the satellite says nobody is attached anywhere.
+func (c *Client) census(ctx context.Context) (map[string]int, error) {
+	var (
+		mu     sync.Mutex
+		seen   = map[string]map[string]bool{} // receiver ids by token
+		nobody = make(chan struct{})
+	)
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.Subscribe(inbox+".>", func(m *nats.Msg) {
+		if jsapi.Status(m) == jsapi.StatusNoResponse {
+			close(nobody) // once: the request goes out once
+			return
+		}
+		cm, ok := wire.ParseCtl(m.Data)
+		if !ok || cm.Kind != wire.Join {
+			return
+		}
+		tok := wire.LastToken(m.Subject)
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[tok] == nil {
+			seen[tok] = map[string]bool{}
+		}
+		seen[tok][cm.RID] = true
+	})
 	if err != nil {
 		return nil, err
 	}
-	for i := range out {
-		out[i].Receivers = receivers[i]
+	defer sub.Unsubscribe()
+	_ = sub.SetPendingLimits(-1, -1)
+	if err := c.nc.PublishRequest(wire.WhoAll, inbox+".all", nil); err != nil {
+		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	window := time.NewTimer(c.cfg.CensusWindow)
+	defer window.Stop()
+	select {
+	case <-window.C:
+	case <-nobody:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	_ = sub.Unsubscribe()
+	mu.Lock()
+	defer mu.Unlock()
+	n := make(map[string]int, len(seen))
+	for tok, ids := range seen {
+		n[tok] = len(ids)
+	}
+	return n, nil
 }
 
 // keptBytes is how many bytes of an item's data the store holds, from its

@@ -145,6 +145,53 @@ func TestListTellsWholePartialBrokenAndSendingItemsApart(t *testing.T) {
 	}
 }
 
+// TestListShowsPipesWithOnlyWaitingReceivers: List shows a pipe with
+// receivers attached and nothing kept (takers and listeners, with names
+// that need escaping), beside a pipe that keeps an item and has nobody;
+// and an empty list, before anything was ever kept, when nobody waits.
+func TestListShowsPipesWithOnlyWaitingReceivers(t *testing.T) {
+	sat := newSatellite(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	c := sat.client()
+	if list, err := c.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("List of a new satellite: %+v, %v", list, err)
+	}
+	waiting := map[string]struct {
+		role Role
+		n    int
+	}{"jobs": {Take, 2}, "logs of web-1": {Listen, 1}}
+	var receivers []*receiving
+	for name, w := range waiting {
+		for range w.n {
+			receivers = append(receivers, sat.receive(ctx, sat.client(), name, ReceiveOptions{Role: w.role}))
+		}
+		sat.attached(ctx, name, w.n)
+	}
+	if list, err := c.List(ctx); err != nil || len(list) != 2 {
+		t.Fatalf("List with receivers waiting and nothing kept: %+v, %v", list, err)
+	}
+	if _, err := sat.client().Send(ctx, "kept", strings.NewReader("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range list {
+		got = append(got, fmt.Sprintf("%s items=%d receivers=%d", p.Name, p.Items, p.Receivers))
+	}
+	want := []string{"jobs items=0 receivers=2", "kept items=1 receivers=0", "logs of web-1 items=0 receivers=1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("List:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	cancel()
+	for _, r := range receivers {
+		_, _ = r.wait(t)
+	}
+}
+
 // TestCountAsksEveryPipeInOneWindow: the census of List asks the
 // receivers of many pipes at once and tells each pipe's own apart, "no
 // responders" of some pipes included; Attached of a pipe with nobody

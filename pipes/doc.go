@@ -38,9 +38,12 @@
 //	item.<item>  the sender's control inbox: receivers' acks, claims, leaves, probes
 //	roll         roll call: listeners answer a sender with their id
 //	take         offers of a new item: one taker of the queue group answers
-//	who          census: every receiver attached answers (ls, Attached)
+//	who          census: every receiver attached answers (Attached)
 //	join         receivers announce themselves (and leave) to senders already sending
-//	rcv.<id>     a receiver's inbox: liveness probes
+//	rcv.<id>     a receiver's inbox: liveness probes, a late Take refused
+//
+// and skypipe.who, the census of every pipe (ls): each receiver answers on
+// the request's reply subject with its pipe's token appended.
 //
 // # The store
 //
@@ -51,7 +54,8 @@
 // used (a stream per pipe, the old layout, cost each name a stream, its
 // files and its memory forever). --max-store caps the satellite's whole
 // store, not a pipe's. ls reads the head subjects from the stream's subject
-// index and the heads and items' ends by multi-last direct gets; rm purges
+// index and the heads and items' ends by multi-last direct gets, and finds
+// pipes with receivers and nothing kept by one census (skypipe.who); rm purges
 // a pipe's subjects and drops the claims on them.
 //
 // The old layout kept a pipe's items in a stream of its own, SKYPIPE_ and a

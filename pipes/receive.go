@@ -250,6 +250,13 @@ func (r *receiver) run(ctx context.Context) error {
 	if _, err := r.subscribe(r.s.Who(), answer); err != nil {
 		return err
 	}
+	if _, err := r.subscribe(wire.WhoAll, func(m *nats.Msg) {
+		if m.Reply != "" {
+			_ = r.c.nc.Publish(m.Reply+"."+r.s.Token, join)
+		}
+	}); err != nil {
+		return err
+	}
 	alive, err := r.c.nc.Subscribe(r.s.Rcv(r.rid), func(m *nats.Msg) {
 		if len(m.Data) == 0 {
 			_ = m.Respond(nil) // a liveness probe

@@ -55,7 +55,7 @@ type CLI struct {
 	Globals
 
 	Pipe   PipeCmd   `cmd:"" default:"withargs" help:"Send to or receive from a pipe (the default command)."`
-	Ls     LsCmd     `cmd:"" help:"List the pipes that keep items."`
+	Ls     LsCmd     `cmd:"" help:"List the pipes that keep items or have receivers waiting."`
 	Rm     RmCmd     `cmd:"" help:"Drop the items a pipe keeps."`
 	Status StatusCmd `cmd:"" help:"Show which satellite is in use and whether it answers."`
 	Serve  ServeCmd  `cmd:"" help:"Run a satellite in the foreground."`

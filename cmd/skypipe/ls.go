@@ -11,16 +11,17 @@ import (
 	"github.com/skypipe/skypipe/pipes"
 )
 
-// LsCmd lists the pipes that keep items.
+// LsCmd lists the pipes that keep items or have receivers waiting.
 type LsCmd struct {
 	JSON bool `name:"json" help:"Print a JSON array instead, one object a pipe (fields: see 'skypipe ls --help')."`
 }
 
 // Help is the long help of ls.
 func (c *LsCmd) Help() string {
-	return `Lists, on stdout, the pipes that keep items: how many, the bytes the
-pipe's items hold (their data, as far as it is stored), how many receivers are
-attached now, and what the items are:
+	return `Lists, on stdout, the pipes that keep items or have receivers attached
+(a pipe that has neither is only a name and is not listed): how many items,
+the bytes they hold (their data, as far as it is stored), how many receivers
+are attached now, and what the items are:
   WHOLE    kept from the first byte to the end: a receiver gets all of it
   PARTIAL  kept from a later byte on, because live receivers got its start
            and left mid-item: a receiver gets only a tail and exits 3

@@ -36,6 +36,12 @@ const (
 // stored frames.
 var StreamSubjects = []string{Root + ".*." + kindHead + ".*", Root + ".*." + kindKept + ".*"}
 
+// WhoAll is the census of every pipe: each receiver attached to any pipe
+// answers on the request's reply subject with its pipe's token appended
+// (reply.<token>), so that one request finds the pipes that have
+// receivers and nothing kept.
+const WhoAll = Root + "." + kindWho
+
 // HeadsOfAll matches the heads of every pipe's kept items in Stream.
 const HeadsOfAll = Root + ".*." + kindHead + ".*"
 
