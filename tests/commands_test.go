@@ -99,8 +99,9 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"heads":       cmdHeads,
 	"tails":       cmdTails,
 	"takeall":     cmdTakeAll,
-	// oldlayout_test.go
+	// oldlayout_test.go, names_test.go
 	"oldstore": cmdOldStore,
+	"names":    cmdNames,
 }
 
 func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {

@@ -32,6 +32,9 @@ func skypipeBin(ts *testscript.TestScript) string {
 	return filepath.Join(binDir, "skypipe")
 }
 
+// churnBin is tests/churn/cmd/churn, built without the race detector.
+var churnBin string
+
 // goCache is the Go build cache scripts that build share with this test.
 var goCache string
 
@@ -46,6 +49,13 @@ func (b buildFirst) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	churnBin = filepath.Join(dir, "helpers", "churn")
+	churn := exec.Command("go", "build", "-o", churnBin, "./churn/cmd/churn")
+	churn.Stdout, churn.Stderr = os.Stderr, os.Stderr
+	if err := churn.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building tests/churn/cmd/churn:", err)
+		return 1
+	}
 	if old := os.Getenv("SKYPIPE_TEST_BINARY"); old != "" {
 		// Run the scripts against another build, e.g. an older commit's,
 		// to show that a script fails there.

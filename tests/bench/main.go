@@ -2,7 +2,9 @@
 // run in the same invocation, for every case of issue 4: live and kept
 // 1 GiB, trigger latency, fan-out to 20 receivers, 10,000 small items, and
 // peak memory; and the HTTP face (issue 13): 1 GiB through curl PUT and
-// curl GET against piping-server (npm), also run in the same invocation. It builds skypipe (CGO_ENABLED=0), starts a real satellite
+// curl GET against piping-server (npm), also run in the same invocation;
+// and many pipe names used once each (issue 11: "names") against one name
+// used as often, each on a fresh satellite of its own. It builds skypipe (CGO_ENABLED=0), starts a real satellite
 // (`skypipe serve` with a private token), runs each case with real
 // processes, checks every byte that comes out, prints a table and writes
 // it to BENCHMARKS.md.
@@ -32,6 +34,7 @@ type config struct {
 	items    int    // small items
 	itemSize int    // bytes of a small item
 	conc     int    // processes at once when sending one item per process
+	names    int    // distinct pipe names of the names case
 	repeat   int    // runs of each throughput case; the median counts
 	check    string // crc32c or sha256
 	out      string // BENCHMARKS.md to write, or ""
@@ -42,12 +45,12 @@ type config struct {
 }
 
 // allCases are the cases a run measures, by the names -cases takes.
-var allCases = []string{"live", "kept", "trigger", "fanout", "small", "http"}
+var allCases = []string{"live", "kept", "trigger", "fanout", "small", "http", "names"}
 
 func defaults() config {
 	c := config{
 		size: 1 << 30, fanSize: 256 << 20, fanout: 20, rounds: 200,
-		items: 10000, itemSize: 1024, conc: 8, repeat: 3, check: "crc32c",
+		items: 10000, itemSize: 1024, conc: 8, names: 100000, repeat: 3, check: "crc32c",
 		out: "BENCHMARKS.md", cases: map[string]bool{},
 	}
 	for _, name := range allCases {
@@ -58,7 +61,7 @@ func defaults() config {
 
 // smoke shrinks a config to a run of seconds that still takes every path.
 func smoke(c config) config {
-	c.size, c.fanSize, c.rounds, c.items, c.repeat = 4<<20, 1<<20, 5, 200, 1
+	c.size, c.fanSize, c.rounds, c.items, c.names, c.repeat = 4<<20, 1<<20, 5, 200, 200, 1
 	c.smokeRun = true
 	return c
 }
@@ -97,6 +100,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.items, "items", cfg.items, "small items")
 	fs.IntVar(&cfg.itemSize, "item-size", cfg.itemSize, "bytes of a small item")
 	fs.IntVar(&cfg.conc, "conc", cfg.conc, "processes at once when each small item has its own")
+	fs.IntVar(&cfg.names, "names", cfg.names, "distinct pipe names in the names case (and rounds of its one-name baseline)")
 	fs.IntVar(&cfg.repeat, "repeat", cfg.repeat, "runs of each throughput case (the median counts)")
 	fs.StringVar(&cfg.check, "check", cfg.check, "how receivers' output is checked: crc32c or sha256 (with the byte count)")
 	fs.StringVar(&cfg.out, "out", cfg.out, "file to write the report to ('' for none)")
@@ -125,6 +129,8 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("-check %q: crc32c or sha256", cfg.check)
 	case cfg.size <= 0 || cfg.fanSize <= 0 || cfg.fanout <= 0 || cfg.rounds <= 0 || cfg.repeat <= 0 || cfg.conc <= 0:
 		return cfg, errors.New("sizes, counts and rounds must be positive")
+	case cfg.names <= 0:
+		return cfg, errors.New("-names must be positive")
 	case cfg.items <= 0 || cfg.itemSize < 16:
 		return cfg, errors.New("-items must be positive and -item-size at least 16")
 	}

@@ -223,17 +223,22 @@ func fileSum(path, check string) (string, error) {
 
 // peakRSS reads a process's peak resident set (VmHWM) from /proc, in bytes.
 func peakRSS(pid int) int64 {
+	kb, _ := statusKiB(pid, "VmHWM")
+	return kb * 1024
+}
+
+// statusKiB reads a size field (VmRSS, VmHWM) of /proc/PID/status, in KiB.
+func statusKiB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb * 1024
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 		}
 	}
-	return 0
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // resetPeakRSS starts a process's VmHWM afresh from its current RSS

@@ -25,6 +25,10 @@ func atLeastRatio(r float64) *target {
 	return &target{fmt.Sprintf(">= %.1fx baseline", r), func(v, b float64) bool { return b > 0 && v/b >= r }}
 }
 
+func atMostRatio(r float64) *target {
+	return &target{fmt.Sprintf("<= %.1fx baseline", r), func(v, b float64) bool { return b > 0 && v/b <= r }}
+}
+
 func atLeast(n float64) *target {
 	return &target{fmt.Sprintf(">= %g", n), func(v, _ float64) bool { return v >= n }}
 }

@@ -103,6 +103,11 @@ func (b *bench) all() error {
 			return err
 		}
 	}
+	if cfg.cases["names"] {
+		if err := b.namesCase(); err != nil {
+			return err
+		}
+	}
 	if cfg.cases["http"] {
 		if _, err := exec.LookPath("curl"); err != nil && cfg.smokeRun {
 			b.step("http: skipped in this smoke run: curl is not installed")

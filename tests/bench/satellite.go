@@ -30,7 +30,7 @@ type world struct {
 	skypipe string // the binary under test
 	self    string // this binary, for the baseline's helpers
 	env     []string
-	sat     *exec.Cmd
+	sat     *server
 	nc      *nats.Conn
 	client  *pipes.Client
 	seq     int // for fresh pipe names
@@ -91,28 +91,77 @@ func newWorld(cfg config) (*world, error) {
 	return w, nil
 }
 
-// startSatellite runs `skypipe serve` on a free loopback port with a
-// random token from a 0600 file, and waits for its ready line.
+// startSatellite starts the satellite the cases share, with an HTTP face,
+// and connects to it.
 func (w *world) startSatellite() error {
+	var extra []string
+	if w.cfg.profile != "" {
+		extra = append(extra, "SKYPIPE_CPUPROFILE="+filepath.Join(w.cfg.profile, "satellite.pprof"))
+	}
+	sat, err := newServer(w.skypipe, filepath.Join(w.dir, "shared"), true, extra...)
+	if err != nil {
+		return err
+	}
+	w.sat, w.httpURL, w.authFile = sat, sat.httpURL, sat.authFile
+	w.env = append(baseEnv(w.dir), "SKYPIPE_URL="+sat.url)
+	ep, err := provision.FromURL(sat.url)
+	if err != nil {
+		return err
+	}
+	if w.nc, err = provision.Dial(ep); err != nil {
+		return err
+	}
+	w.client = pipes.New(w.nc)
+	return nil
+}
+
+// server is one `skypipe serve` on a free loopback port, with a store and a
+// random token (in a 0600 file) of its own in dir.
+type server struct {
+	bin, dir, store, tokenFile string
+	authFile                   string // "Authorization: Bearer TOKEN", for curl -H @FILE
+	http                       bool   // serve the HTTP face too
+	env                        []string
+	cmd                        *exec.Cmd
+	url                        string // with the token
+	httpURL                    string
+	ready                      time.Duration // from exec to the ready line
+}
+
+func newServer(bin, dir string, http bool, env ...string) (*server, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
-	tokenFile := filepath.Join(w.dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		return err
+	s := &server{bin: bin, dir: dir, http: http, store: filepath.Join(dir, "store"),
+		tokenFile: filepath.Join(dir, "token"), authFile: filepath.Join(dir, "auth")}
+	if err := os.WriteFile(s.tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return nil, err
 	}
-	w.authFile = filepath.Join(w.dir, "auth")
-	if err := os.WriteFile(w.authFile, []byte("Authorization: Bearer "+token+"\n"), 0o600); err != nil {
-		return err
+	if err := os.WriteFile(s.authFile, []byte("Authorization: Bearer "+token+"\n"), 0o600); err != nil {
+		return nil, err
 	}
-	store := filepath.Join(w.dir, "store")
-	w.sat = exec.Command(w.skypipe, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--store", store, "--ready")
-	w.sat.Env = append(baseEnv(w.dir), "SKYPIPE_TOKEN_FILE="+tokenFile)
-	if w.cfg.profile != "" {
-		w.sat.Env = append(w.sat.Env, "SKYPIPE_CPUPROFILE="+filepath.Join(w.cfg.profile, "satellite.pprof"))
+	s.env = append(append(baseEnv(dir), "SKYPIPE_TOKEN_FILE="+s.tokenFile), env...)
+	if err := s.start(); err != nil {
+		s.stop()
+		return nil, err
 	}
+	return s, nil
+}
+
+// start runs the satellite and waits until it says it is ready (and, with
+// the HTTP face, where that is).
+func (s *server) start() error {
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--store", s.store, "--ready"}
+	if s.http {
+		args = append(args, "--http", "127.0.0.1:0")
+	}
+	s.cmd = exec.Command(s.bin, args...)
+	s.cmd.Env = s.env
 	// serve names its HTTP face on stderr, before it says it is ready.
-	errOut, err := w.sat.StderrPipe()
+	errOut, err := s.cmd.StderrPipe()
 	if err != nil {
 		return err
 	}
@@ -126,35 +175,53 @@ func (w *world) startSatellite() error {
 			fmt.Fprintln(os.Stderr, sc.Text())
 		}
 	}()
-	out, err := w.sat.StdoutPipe()
+	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
-	if err := w.sat.Start(); err != nil {
+	t0 := time.Now()
+	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("starting the satellite: %w", err)
 	}
 	line, _ := bufio.NewReader(out).ReadString('\n')
+	s.ready = time.Since(t0)
 	url, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
 	if !ok {
 		return fmt.Errorf("the satellite did not say it was ready (%q)", line)
 	}
-	select {
-	case w.httpURL = <-face:
-	case <-time.After(10 * time.Second):
-		return errors.New("the satellite did not say where its HTTP face is")
+	if s.http {
+		select {
+		case s.httpURL = <-face:
+		case <-time.After(10 * time.Second):
+			return errors.New("the satellite did not say where its HTTP face is")
+		}
 	}
-	url = strings.Replace(url, "nats://", "nats://"+token+"@", 1)
-	w.env = append(baseEnv(w.dir), "SKYPIPE_URL="+url)
-	ep, err := provision.FromURL(url)
+	token, err := os.ReadFile(s.tokenFile)
 	if err != nil {
 		return err
 	}
-	if w.nc, err = provision.Dial(ep); err != nil {
-		return err
-	}
-	w.client = pipes.New(w.nc)
+	s.url = strings.Replace(url, "nats://", "nats://"+strings.TrimSpace(string(token))+"@", 1)
 	return nil
 }
+
+// stop stops the satellite the way 'skypipe stop' does (SIGTERM) and waits.
+func (s *server) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.cmd = nil
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
 
 // baseEnv is the environment of every child: this one's, with skypipe's
 // own variables cleared and its local satellite kept inside dir.
@@ -173,16 +240,8 @@ func (w *world) close() {
 	if w.nc != nil {
 		w.nc.Close()
 	}
-	if w.sat != nil && w.sat.Process != nil {
-		_ = w.sat.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = w.sat.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = w.sat.Process.Kill()
-			<-done
-		}
+	if w.sat != nil {
+		w.sat.stop()
 	}
 	_ = os.RemoveAll(w.dir)
 }
@@ -230,7 +289,7 @@ func (w *world) attached(name string, n int) error {
 
 // resetSatPeak starts the satellite's peak RSS afresh.
 func (w *world) resetSatPeak() {
-	_ = resetPeakRSS(w.sat.Process.Pid)
+	_ = resetPeakRSS(w.sat.pid())
 }
 
-func (w *world) satPeak() int64 { return peakRSS(w.sat.Process.Pid) }
+func (w *world) satPeak() int64 { return peakRSS(w.sat.pid()) }
