@@ -99,9 +99,10 @@ var scriptCommands = map[string]func(ts *testscript.TestScript, neg bool, args [
 	"heads":       cmdHeads,
 	"tails":       cmdTails,
 	"takeall":     cmdTakeAll,
-	// oldlayout_test.go, names_test.go
+	// oldlayout_test.go, names_test.go, crowd_test.go
 	"oldstore": cmdOldStore,
 	"names":    cmdNames,
+	"waiters":  cmdWaiters,
 }
 
 func cmdSatellite(ts *testscript.TestScript, neg bool, args []string) {

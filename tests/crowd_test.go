@@ -1,0 +1,50 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// cmdWaiters runs a crowd of waiting takers against a satellite process
+// `satserve SAT` started, each on a connection of its own as a machine
+// has (tests/churn.Waiters, in the churn helper built without the race
+// detector: a thousand skypipe processes do not fit the test machine's
+// two cores, see BENCHMARKS.md):
+//
+//	waiters SAT TAKERS NAMES
+//
+// TAKERS takers wait on one name (NAMES 1) or each on its own (NAMES =
+// TAKERS), counted attached by ls's census; then each name is fired
+// (the one name TAKERS times). Each taker must get exactly one whole
+// item, every fire exactly one taker (its own name's), nothing kept. It
+// logs the times and the satellite's peak RSS.
+func cmdWaiters(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: waiters SAT TAKERS NAMES")
+	}
+	pidText, err := os.ReadFile(ts.MkAbs(args[0] + ".pid"))
+	ts.Check(err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	ts.Check(err)
+	takers, names := int(intArg(ts, args[1])), int(intArg(ts, args[2]))
+	cmd := exec.Command(churnBin, "-takers", strconv.Itoa(takers), "-names", strconv.Itoa(names))
+	cmd.Env = append(os.Environ(), "SKYPIPE_URL="+ts.Getenv(args[0]+"_URL"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		ts.Fatalf("%d takers on %d name(s): %v\n%s", takers, names, err, stderr.String())
+	}
+	var got, live int
+	var attach, fire float64
+	if _, err := fmt.Sscanf(string(out), "takers %d attach %g fire %g live %d", &got, &attach, &fire, &live); err != nil || got != takers {
+		ts.Fatalf("churn said %q", out)
+	}
+	ts.Logf("%d takers on %d name(s): all attached in %.2f s; %d fires in %.2f s, %d of them live to a waiting taker; satellite peak RSS %d MiB",
+		takers, names, attach, takers, fire, live, procKiB(ts, pid, "VmHWM")>>10)
+}
