@@ -271,13 +271,8 @@ func (c *Client) census(ctx context.Context) (map[string]int, error) {
 	if err := c.nc.PublishRequest(wire.WhoAll, inbox+".all", nil); err != nil {
 		return nil, err
 	}
-	window := time.NewTimer(c.cfg.CensusWindow)
-	defer window.Stop()
-	select {
-	case <-window.C:
-	case <-nobody:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := c.censusWindow(ctx, nobody); err != nil {
+		return nil, err
 	}
 	_ = sub.Unsubscribe()
 	mu.Lock()
@@ -383,13 +378,8 @@ func (c *Client) count(ctx context.Context, pipes ...wire.Subjects) ([]int, erro
 			return nil, err
 		}
 	}
-	window := time.NewTimer(c.cfg.CensusWindow)
-	defer window.Stop()
-	select {
-	case <-window.C:
-	case <-allEmpty:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := c.censusWindow(ctx, allEmpty); err != nil {
+		return nil, err
 	}
 	_ = sub.Unsubscribe()
 	mu.Lock()
@@ -399,6 +389,20 @@ func (c *Client) count(ctx context.Context, pipes ...wire.Subjects) ([]int, erro
 		n[i] = len(seen[i])
 	}
 	return n, nil
+}
+
+// censusWindow waits while receivers answer a census: Config.CensusWindow,
+// or until cut says nobody is there to answer.
+func (c *Client) censusWindow(ctx context.Context, cut <-chan struct{}) error {
+	window := time.NewTimer(c.cfg.CensusWindow)
+	defer window.Stop()
+	select {
+	case <-window.C:
+	case <-cut:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // Remove drops every item a pipe keeps and returns how many there were.

@@ -27,10 +27,7 @@ func cmdWaiters(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 {
 		ts.Fatalf("usage: waiters SAT TAKERS NAMES")
 	}
-	pidText, err := os.ReadFile(ts.MkAbs(args[0] + ".pid"))
-	ts.Check(err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
-	ts.Check(err)
+	pid := readPid(ts, args[0]+".pid")
 	takers, names := int(intArg(ts, args[1])), int(intArg(ts, args[2]))
 	cmd := exec.Command(churnBin, "-takers", strconv.Itoa(takers), "-names", strconv.Itoa(names))
 	cmd.Env = append(os.Environ(), "SKYPIPE_URL="+ts.Getenv(args[0]+"_URL"))

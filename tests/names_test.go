@@ -32,10 +32,7 @@ func cmdNames(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 {
 		ts.Fatalf("usage: names SAT N WORKERS")
 	}
-	pidText, err := os.ReadFile(ts.MkAbs(args[0] + ".pid"))
-	ts.Check(err)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
-	ts.Check(err)
+	pid := readPid(ts, args[0]+".pid")
 	n, workers := int(intArg(ts, args[1])), int(intArg(ts, args[2]))
 	ep, err := provision.FromURL(ts.Getenv(args[0] + "_URL"))
 	ts.Check(err)
