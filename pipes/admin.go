@@ -241,14 +241,15 @@ func (c *Client) listKept(ctx context.Context) (map[string]PipeInfo, error) {
 // cut short when the satellite says nobody is attached anywhere.
 func (c *Client) census(ctx context.Context) (map[string]int, error) {
 	var (
-		mu     sync.Mutex
-		seen   = map[string]map[string]bool{} // receiver ids by token
-		nobody = make(chan struct{})
+		mu         sync.Mutex
+		seen       = map[string]map[string]bool{} // receiver ids by token
+		nobody     = make(chan struct{})
+		saidNobody sync.Once
 	)
 	inbox := c.nc.NewRespInbox()
 	sub, err := c.nc.Subscribe(inbox+".>", func(m *nats.Msg) {
 		if jsapi.Status(m) == jsapi.StatusNoResponse {
-			close(nobody) // once: the request goes out once
+			saidNobody.Do(func() { close(nobody) })
 			return
 		}
 		cm, ok := wire.ParseCtl(m.Data)
