@@ -887,6 +887,17 @@ func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
 					continue
 				}
 			}
+			if it.claim == nil && it.sub != nil && it.state == itemWaiting {
+				// Taken from an offer, and nothing of it came: its sender
+				// went on without this taker (it kept the item) and is
+				// done, or vanished before its first byte. Nothing was
+				// written: say so, and wait on.
+				r.c.noticef("item %s was offered to this receiver, but its sender went away before its first byte; waiting for the next", it.id)
+				if err := r.refused(ctx, it.id); err != nil {
+					return err
+				}
+				continue
+			}
 			return r.broken(ctx, it, ErrSenderVanished)
 		case peerHeard:
 			if now.Sub(it.seen) >= r.cfg.IdleProbe {

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nuid"
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
 // TestEachJobGoesToExactlyOneWaitingTaker: takers waiting first, then
@@ -120,6 +123,35 @@ func TestWorkersThatSendAndTakeOnOnePipeNeverHang(t *testing.T) {
 	}
 	if n, _ := keptItems(ctx, sat.client(), "jobs"); n != 0 {
 		t.Fatalf("%d jobs left kept", n)
+	}
+}
+
+// TestATakerWhoseOfferedItemNeverComesWaitsOn: a taker takes an offer
+// whose sender is gone before its first byte (it went on without the
+// taker and finished, or died): the taker's probe finds the sender gone,
+// it says so and waits on, and the next item sent is its one item.
+func TestATakerWhoseOfferedItemNeverComesWaitsOn(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	var notices lockedBuffer
+	taker := sat.receive(ctx, sat.client(WithNotice(func(s string) { _, _ = notices.Write([]byte(s + "\n")) })), "jobs", ReceiveOptions{})
+	sat.attached(ctx, "jobs", 1)
+	// An offer as a sender makes it, from a sender that is already gone.
+	s := wire.NewSubjects("jobs")
+	nc := sat.conn()
+	if err := nc.PublishRequest(s.Take(), s.TakeReply(nuid.Next()), nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the notice of an offered item that never came", func() bool {
+		return strings.Contains(notices.String(), "its sender went away before its first byte; waiting for the next")
+	})
+	sat.attached(ctx, "jobs", 1)
+	if _, err := sat.client().Send(ctx, "jobs", strings.NewReader("job 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := taker.wait(t)
+	if err != nil || res.Items != 1 || taker.out.String() != "job 1\n" {
+		t.Fatalf("the taker: %+v, %v, %q", res, err, taker.out.String())
 	}
 }
 

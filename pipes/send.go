@@ -113,7 +113,6 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 		snd.ctl.push(wire.Ctl{Kind: kind, RID: rid})
 	})
 	res, err := snd.run(ctx, r)
-	snd.offer.linger(ctx)
 	snd.close()
 	stop()
 	snd.unsubscribe()
@@ -422,7 +421,6 @@ const maxPasses = 16
 func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, error) {
 	offer := nats.Msg{Subject: snd.s.Take(), Reply: snd.s.TakeReply(snd.item)}
 	roll := nats.Msg{Subject: snd.s.Roll(), Reply: snd.s.Item(snd.item)}
-	snd.offer.sent(time.Now())
 	for _, m := range []*nats.Msg{&offer, &roll} {
 		if err := snd.c.nc.PublishMsg(m); err != nil {
 			return false, fmt.Errorf("looking for receivers: %w", err)
@@ -458,7 +456,6 @@ func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, e
 		case <-t.C:
 			// Not even a "nobody": keep the item, to be safe, unless a
 			// listener answered.
-			snd.offer.unanswered(snd.cfg.RollCallTimeout)
 			return snd.decide(takers == some, listeners == some), nil
 		case <-ctx.Done():
 			snd.offer.close()
@@ -488,45 +485,13 @@ const (
 
 // offerGate settles the race between a taker's late Take and the sender's
 // decision to go on without one: exactly one of them wins, and the loser
-// is told (a Take refused, a decision that finds the item taken).
+// is told (a Take refused, a decision that finds the item taken). A Take
+// that comes after the sender is gone finds nobody to refuse it: the
+// taker's probe finds the sender gone before the item's first byte, and
+// the taker waits on (receiver.checkSenders).
 type offerGate struct {
 	mu    sync.Mutex
 	state offerState
-	// An offer nobody answered went to a taker that may answer late: the
-	// sender stays to refuse it until lingerUntil.
-	at, lingerUntil time.Time
-}
-
-func (g *offerGate) sent(at time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.at = at
-}
-
-// unanswered: the roll call timed out with the offer unanswered. A taker
-// answers within half a roll call of the offer's coming in, or passes
-// (receiver.offered): staying a whole roll call more covers the way back.
-func (g *offerGate) unanswered(rollCall time.Duration) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.lingerUntil = g.at.Add(2 * rollCall)
-}
-
-// linger keeps the sender, listening, until a late Take to its unanswered
-// offer would have come, so that it is refused rather than lost: a taker
-// told nothing would wait for an item its sender kept.
-func (g *offerGate) linger(ctx context.Context) {
-	g.mu.Lock()
-	until := g.lingerUntil
-	g.mu.Unlock()
-	if d := time.Until(until); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-	}
 }
 
 // take: a taker's Take; true if the item is now that taker's.
