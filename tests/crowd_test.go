@@ -2,10 +2,7 @@ package tests
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
-	"strings"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -29,17 +26,10 @@ func cmdWaiters(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	pid := readPid(ts, args[0]+".pid")
 	takers, names := int(intArg(ts, args[1])), int(intArg(ts, args[2]))
-	cmd := exec.Command(churnBin, "-takers", strconv.Itoa(takers), "-names", strconv.Itoa(names))
-	cmd.Env = append(os.Environ(), "SKYPIPE_URL="+ts.Getenv(args[0]+"_URL"))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		ts.Fatalf("%d takers on %d name(s): %v\n%s", takers, names, err, stderr.String())
-	}
+	out := churn(ts, args[0], "-takers", strconv.Itoa(takers), "-names", strconv.Itoa(names))
 	var got, live int
 	var attach, fire float64
-	if _, err := fmt.Sscanf(string(out), "takers %d attach %g fire %g live %d", &got, &attach, &fire, &live); err != nil || got != takers {
+	if _, err := fmt.Sscanf(out, "takers %d attach %g fire %g live %d", &got, &attach, &fire, &live); err != nil || got != takers {
 		ts.Fatalf("churn said %q", out)
 	}
 	ts.Logf("%d takers on %d name(s): all attached in %.2f s; %d fires in %.2f s, %d of them live to a waiting taker; satellite peak RSS %d MiB",

@@ -81,20 +81,13 @@ func cmdNames(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// runChurn runs the churn helper (tests/churn/cmd/churn, without the race
-// detector) against satellite sat, and returns the seconds it took.
+// runChurn runs the churn helper against satellite sat for rounds rounds
+// and returns the seconds they took.
 func runChurn(ts *testscript.TestScript, sat string, rounds, workers int, name string) float64 {
-	cmd := exec.Command(churnBin, "-rounds", strconv.Itoa(rounds), "-workers", strconv.Itoa(workers), "-name", name)
-	cmd.Env = append(os.Environ(), "SKYPIPE_URL="+ts.Getenv(sat+"_URL"))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		ts.Fatalf("churn %d rounds on %q: %v\n%s", rounds, name, err, stderr.String())
-	}
+	out := churn(ts, sat, "-rounds", strconv.Itoa(rounds), "-workers", strconv.Itoa(workers), "-name", name)
 	var got int
 	var secs float64
-	if _, err := fmt.Sscanf(string(out), "rounds %d elapsed %g", &got, &secs); err != nil || got != rounds {
+	if _, err := fmt.Sscanf(out, "rounds %d elapsed %g", &got, &secs); err != nil || got != rounds {
 		ts.Fatalf("churn said %q", out)
 	}
 	return secs
@@ -105,4 +98,18 @@ func openFiles(ts *testscript.TestScript, pid int) int {
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	ts.Check(err)
 	return len(fds)
+}
+
+// churn runs the churn helper (tests/churn/cmd/churn, built without the
+// race detector) with args against satellite sat and returns its stdout.
+func churn(ts *testscript.TestScript, sat string, args ...string) string {
+	cmd := exec.Command(churnBin, args...)
+	cmd.Env = append(os.Environ(), "SKYPIPE_URL="+ts.Getenv(sat+"_URL"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		ts.Fatalf("churn %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
 }
