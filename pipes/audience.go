@@ -27,12 +27,17 @@ type member struct {
 	acked    uint64 // where the window counts from: from, then what it took in
 	wrote    uint64 // what it acked writing out; length+1 once it wrote the end
 	progress time.Time
+	// lost: when it was first found gone, while the sender gives it
+	// time to come back (Config.Reconnect); zero otherwise.
+	lost time.Time
 }
 
-// Synthetic control kinds, from the sender's own probes.
+// Synthetic control kinds, from the sender's own probes and its watch of
+// the connection.
 const (
-	ctlDead  = 'X' // the receiver did not answer: gone
-	ctlAlive = 'Y' // the receiver answered: slow, not gone
+	ctlDead        = 'X' // the receiver did not answer: gone
+	ctlAlive       = 'Y' // the receiver answered: slow, not gone
+	ctlReconnected = 'Z' // the connection was lost and is back
 )
 
 // audience is the receivers of one item being sent. Its owner, the sender's
@@ -80,10 +85,11 @@ func (a *audience) apply(cm wire.Ctl, sent uint64, now time.Time) {
 		if m != nil && (cm.Offset > m.wrote || cm.Accepted > m.acked) {
 			m.wrote = max(m.wrote, cm.Offset)
 			m.acked, m.progress, m.state = max(m.acked, cm.Accepted), now, memberActive
+			m.lost = time.Time{}
 		}
 	case ctlAlive:
 		if m != nil {
-			m.progress, m.state = now, memberActive
+			m.progress, m.state, m.lost = now, memberActive, time.Time{}
 		}
 	case wire.Claim:
 		a.claimant = cm.RID
@@ -133,6 +139,37 @@ func (a *audience) slowest() (uint64, bool) {
 		}
 	}
 	return lo, !first
+}
+
+// spare tells whether a receiver found gone is still given time to come
+// back (its connection may be being re-established): grace from when it
+// was first found gone. Meanwhile it counts as attached, and is probed
+// again after the usual quiet.
+func (a *audience) spare(rid string, now time.Time, grace time.Duration) bool {
+	m := a.members[rid]
+	if m == nil || grace <= 0 {
+		return false
+	}
+	if m.lost.IsZero() {
+		m.lost = now
+	}
+	if now.Sub(m.lost) >= grace {
+		return false
+	}
+	m.progress, m.state = now, memberActive
+	return true
+}
+
+// lowestTaken is the least that any attached receiver took in: what a
+// sender whose frames may have been lost sends again from.
+func (a *audience) lowestTaken() (uint64, bool) { return a.slowest() }
+
+// restart gives every receiver a fresh IdleProbe before it is probed:
+// after a lost connection, nobody's silence means anything yet.
+func (a *audience) restart(now time.Time) {
+	for _, m := range a.members {
+		m.progress, m.state = now, memberActive
+	}
 }
 
 // unfinished counts the receivers that have not written out the end of an

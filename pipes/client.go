@@ -108,26 +108,45 @@ var errInvariant = errors.New("skypipe internal error")
 // the satellite is lost, and a function that translates an error caused by
 // the loss into ErrDisconnected. stop releases the watch and waits for its
 // goroutine.
-func (c *Client) watch(ctx context.Context) (context.Context, func(error) error, func()) {
+//
+// A connection that reconnects (nats.go's AllowReconnect; 'skypipe
+// --reconnect') is lost only once it is closed: its owner bounds how long
+// it tries. Meanwhile watch says so (the notice) and, each time the
+// connection is back, calls reconnected: the caller then asks again for
+// what was in flight.
+func (c *Client) watch(ctx context.Context, reconnected func()) (context.Context, func(error) error, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	ch := c.nc.StatusChanged(nats.DISCONNECTED, nats.CLOSED)
+	reconnects := c.reconnects()
+	ch := c.nc.StatusChanged(nats.DISCONNECTED, nats.CONNECTED, nats.CLOSED)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		select {
-		case _, open := <-ch:
-			// stop closes ch (nats.go's RemoveStatusListener does): that
-			// is the watch ending, not the connection. Taken for a loss,
-			// it turned a sender's own error ("pipe full") into "lost the
-			// connection" whenever this goroutine woke before stop's
-			// cancel.
-			if open {
-				cancel(ErrDisconnected)
+		for {
+			select {
+			case st, open := <-ch:
+				// stop closes ch (nats.go's RemoveStatusListener does): that
+				// is the watch ending, not the connection. Taken for a loss,
+				// it turned a sender's own error ("pipe full") into "lost the
+				// connection" whenever this goroutine woke before stop's
+				// cancel.
+				switch {
+				case !open:
+					return
+				case st == nats.CONNECTED:
+					c.noticef("reconnected to the satellite")
+					reconnected()
+				case st == nats.DISCONNECTED && reconnects:
+					c.noticef("lost the connection to the satellite; reconnecting...")
+				default:
+					cancel(ErrDisconnected)
+					return
+				}
+			case <-ctx.Done():
+				return
 			}
-		case <-ctx.Done():
 		}
 	}()
-	if !c.nc.IsConnected() {
+	if c.nc.IsClosed() || !reconnects && !c.nc.IsConnected() {
 		cancel(ErrDisconnected)
 	}
 	explain := func(err error) error {
@@ -149,6 +168,18 @@ func (c *Client) watch(ctx context.Context) (context.Context, func(error) error,
 		<-done
 	}
 }
+
+// lostInFlight tells whether err, from a publish or a flush, only lost
+// what was in flight on a connection that is being re-established (what
+// is lost then goes again once it is back), rather than failing for good.
+func (c *Client) lostInFlight(err error) bool {
+	return err != nil && c.reconnects() && !c.nc.IsClosed() &&
+		!errors.Is(err, nats.ErrReconnectBufExceeded) && !errors.Is(err, nats.ErrMaxPayload)
+}
+
+// reconnects tells whether the Client's connection is re-established when
+// it is lost.
+func (c *Client) reconnects() bool { return c.nc.Opts.AllowReconnect }
 
 // cleanupContext is the context of work that must still happen once the
 // caller's context has ended (giving a claim back, marking an item

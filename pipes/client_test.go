@@ -15,7 +15,7 @@ func TestEndingAWatchIsNotALostConnection(t *testing.T) {
 	ctx := testCtx(t)
 	own := errors.New("the item's own error")
 	for i := range 2000 {
-		_, explain, stop := c.watch(ctx)
+		_, explain, stop := c.watch(ctx, func() {})
 		stop()
 		if err := explain(own); err != own {
 			t.Fatalf("round %d: after stop, explain(%v) = %v", i, own, err)
@@ -23,7 +23,7 @@ func TestEndingAWatchIsNotALostConnection(t *testing.T) {
 	}
 
 	// A connection that does close is still a loss.
-	wctx, explain, stop := c.watch(ctx)
+	wctx, explain, stop := c.watch(ctx, func() {})
 	defer stop()
 	c.nc.Close()
 	<-wctx.Done()

@@ -27,6 +27,16 @@ type Config struct {
 	// ProbeTimeout: a peer that does not answer a probe in this time,
 	// twice in a row while the satellite itself answers, is gone.
 	ProbeTimeout time.Duration
+	// Reconnect matters only on a connection that reconnects (nats.go's
+	// AllowReconnect): how long a receiver waits for the sender of an
+	// item it reads to answer again once it found it gone, since that
+	// sender's connection may be re-established meanwhile. Past it the
+	// item is broken (ErrSenderVanished), as at once without reconnects.
+	Reconnect time.Duration
+	// ResendWait: a receiver that lost live frames of an item (they were
+	// in flight when a connection was lost) asks the sender to send them
+	// again; if they have not come after this long, the item is broken.
+	ResendWait time.Duration
 	// RollCallTimeout bounds a sender's wait for the first answer to its
 	// roll call; with none the item is kept.
 	RollCallTimeout time.Duration
@@ -112,6 +122,8 @@ func DefaultConfig() Config {
 
 		IdleProbe:       2 * time.Second,
 		ProbeTimeout:    3 * time.Second,
+		Reconnect:       2 * time.Minute,
+		ResendWait:      10 * time.Second,
 		RollCallTimeout: 2 * time.Second,
 		CensusWindow:    100 * time.Millisecond,
 		Tick:            250 * time.Millisecond,

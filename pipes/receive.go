@@ -79,6 +79,7 @@ const (
 	evProbed                      // a probe of an item's sender answered: gone
 	evOffer                       // a sender offers this taker a new item: msg
 	evRefused                     // the sender of an item this taker took went on without it
+	evReconnected                 // the connection to the satellite was lost and is back
 )
 
 // event is what the receiver's loop reacts to, from its subscriptions, its
@@ -139,6 +140,14 @@ type inItem struct {
 	peer  peerState          // its sender, as far as the receiver knows
 	seen  time.Time          // when it last heard of the item
 	quiet time.Time          // when the store first said nothing more was coming
+	// A live item whose frames were lost in flight, when a connection
+	// was lost: gapAt is when a frame past the gap came (zero: no gap),
+	// askedAt when the receiver last asked the sender to send the item
+	// again from next.
+	gapAt, askedAt time.Time
+	// lostAt: on a connection that reconnects, when its sender was first
+	// found gone; it has Config.Reconnect to come back (zero: not lost).
+	lostAt time.Time
 }
 
 // written is how far the item is written out.
@@ -219,7 +228,7 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 		last:   time.Now(),
 	}
 	r.claims = newClaimer(c, js, s, r.rid, r.post)
-	ctx, explain, stop := c.watch(ctx)
+	ctx, explain, stop := c.watch(ctx, func() { r.post(event{kind: evReconnected}) })
 	defer stop()
 	r.probes = newProber(ctx, c, func(id string, gone bool) {
 		r.post(event{kind: evProbed, item: id, gone: gone})
@@ -496,6 +505,9 @@ func (r *receiver) handle(ctx context.Context, ev event) error {
 		return r.offered(ev.msg, ev.at)
 	case evRefused:
 		return r.refused(ctx, ev.item)
+	case evReconnected:
+		r.reconnected(time.Now())
+		return nil
 	case evProbed:
 		if it := r.items[ev.item]; it != nil && it.peer == peerProbing {
 			it.peer, it.seen = peerHeard, time.Now()
@@ -583,6 +595,23 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 	}
 	it.seen, it.peer = time.Now(), peerHeard
 	r.last = it.seen
+	if !it.lostAt.IsZero() {
+		it.lostAt = time.Time{}
+		r.c.noticef("the sender of item %s is back", id)
+	}
+	if it.state == itemReading {
+		if f.Offset < it.next && !f.End() {
+			// Sent again after a lost connection: skip what is here.
+			if f.Offset+uint64(len(f.Data)) <= it.next {
+				return nil
+			}
+			f.Data, f.Offset = f.Data[it.next-f.Offset:], it.next
+		}
+		if f.Offset > it.next {
+			return r.lostFrames(ctx, it, f.Offset, it.seen)
+		}
+		it.gapAt = time.Time{}
+	}
 	if it.state == itemWaiting {
 		if f.End() && f.Offset > 0 {
 			// Attached just as it ended: nothing of it is ours to write.
@@ -609,6 +638,58 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 		it.out = &linemux.Stream{ID: id, Live: true, Written: it.next}
 	}
 	return r.accept(ctx, it, f)
+}
+
+// lostFrames handles a live frame past a gap: the frames before it were in
+// flight when a connection was lost. It drops the frame and asks the
+// sender to send the item again from the gap (again every ResendWait/4);
+// a gap not filled within ResendWait breaks the item.
+func (r *receiver) lostFrames(ctx context.Context, it *inItem, got uint64, now time.Time) error {
+	if it.gapAt.IsZero() {
+		it.gapAt = now
+	}
+	if now.Sub(it.gapAt) >= r.cfg.ResendWait {
+		return r.broken(ctx, it, fmt.Errorf("%w: expected byte %d, got byte %d", ErrCorrupt, it.next, got))
+	}
+	return r.fillGap(ctx, it, now)
+}
+
+// fillGap asks again for the frames of a gap, or gives up on them.
+func (r *receiver) fillGap(ctx context.Context, it *inItem, now time.Time) error {
+	if now.Sub(it.gapAt) >= r.cfg.ResendWait {
+		return r.broken(ctx, it, it.lostError())
+	}
+	if now.Sub(it.askedAt) >= r.cfg.ResendWait/4 {
+		r.askResend(it, now)
+	}
+	return nil
+}
+
+// lostError says that a live item lost frames that never came again.
+func (it *inItem) lostError() error {
+	return fmt.Errorf("%w: bytes from %d on were lost in flight, and its sender did not send them again", ErrCorrupt, it.next)
+}
+
+// askResend asks the sender of a live item to send it again from the next
+// byte this receiver expects, and says again how far it is.
+func (r *receiver) askResend(it *inItem, now time.Time) {
+	it.askedAt = now
+	r.sendCtl(it.id, wire.Resend, it.next)
+	if it.out != nil {
+		r.sendAck(it.id, it.out.Written, it.next)
+	}
+}
+
+// reconnected: frames and control messages in flight when the connection
+// went may be lost. Every live item being read is asked for again from
+// where it is, and no sender's silence during the loss counts.
+func (r *receiver) reconnected(now time.Time) {
+	for _, it := range r.items {
+		it.seen = now
+		if it.state == itemReading && it.claim == nil {
+			r.askResend(it, now)
+		}
+	}
 }
 
 func (r *receiver) handleKept(ctx context.Context, it *inItem, ev event, f wire.Frame) (err error) {
@@ -869,6 +950,11 @@ func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
 		if it.state != itemReading && !(it.state == itemWaiting && (it.claim != nil || it.sub != nil)) {
 			continue
 		}
+		if !it.gapAt.IsZero() {
+			if err := r.fillGap(ctx, it, now); err != nil {
+				return err
+			}
+		}
 		switch it.peer {
 		case peerGone:
 			quiet, err := r.quiet(ctx, it)
@@ -897,6 +983,21 @@ func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
 					return err
 				}
 				continue
+			}
+			if it.claim == nil && r.c.reconnects() && r.cfg.Reconnect > 0 {
+				// Its connection may be being re-established: give it
+				// Reconnect to come back and send the item on.
+				if it.lostAt.IsZero() {
+					it.lostAt = now
+					r.c.noticef("the sender of item %s does not answer; waiting up to %v for it to come back", it.id, r.cfg.Reconnect)
+				}
+				if now.Sub(it.lostAt) < r.cfg.Reconnect {
+					it.peer, it.seen = peerHeard, now
+					continue
+				}
+			}
+			if !it.gapAt.IsZero() {
+				return r.broken(ctx, it, it.lostError())
 			}
 			return r.broken(ctx, it, ErrSenderVanished)
 		case peerHeard:

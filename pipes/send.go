@@ -104,7 +104,7 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 		done: make(chan struct{}),
 		pool: c.chunks,
 	}
-	ctx, explain, stop := c.watch(ctx)
+	ctx, explain, stop := c.watch(ctx, func() { snd.ctl.push(wire.Ctl{Kind: ctlReconnected}) })
 	snd.probes = newProber(ctx, c, func(rid string, gone bool) {
 		kind := byte(ctlAlive)
 		if gone {
@@ -523,7 +523,55 @@ func (snd *sender) drain() {
 		if !ok {
 			return
 		}
-		snd.aud.apply(cm, snd.offset, now)
+		switch cm.Kind {
+		case ctlReconnected:
+			// Frames in flight when the connection went may be lost:
+			// send again what no receiver is known to have taken in.
+			snd.aud.restart(now)
+			if from, ok := snd.aud.lowestTaken(); ok {
+				snd.resend(from)
+			}
+		case wire.Resend:
+			if m := snd.aud.members[cm.RID]; m != nil {
+				m.lost = time.Time{}
+				snd.resend(cm.Offset)
+			}
+		case ctlDead:
+			if snd.c.reconnects() && snd.aud.spare(cm.RID, now, snd.cfg.Reconnect) {
+				continue
+			}
+			snd.aud.apply(cm, snd.offset, now)
+		default:
+			snd.aud.apply(cm, snd.offset, now)
+		}
+	}
+}
+
+// resend publishes the item's live frames again from offset from, and its
+// end if that went out, for receivers that lost them to a lost
+// connection; those that have them skip them by their offsets. Only the
+// bytes of a live item's ring can go again: a receiver asking for more
+// gets nothing and finds its item broken (a kept item's receivers read the
+// store). A failed publish is left to the next ask.
+func (snd *sender) resend(from uint64) {
+	if snd.state != sendLive && snd.state != sendLiveEnding || from > snd.offset {
+		return
+	}
+	if from < snd.offset && !snd.ring.holds(from) {
+		return
+	}
+	if snd.out == nil {
+		snd.out = make([]byte, wire.HeaderLen+chunkSize)
+	}
+	for off := from; off < snd.offset; {
+		n := snd.ring.get(off, snd.out[wire.HeaderLen:wire.HeaderLen+min(chunkSize, snd.offset-off)])
+		if snd.publishLive(wire.Seal(snd.out[:wire.HeaderLen+n], 0, off)) != nil {
+			return
+		}
+		off += uint64(n)
+	}
+	if snd.aud.closed {
+		_ = snd.publishLive(wire.Seal(wire.EndFrame(0, snd.offset), wire.FlagEnd, snd.offset))
 	}
 }
 
@@ -603,8 +651,21 @@ func (snd *sender) liveFlags() byte {
 	return 0
 }
 
+// publishLive sends a live frame. A frame lost with a connection that is
+// being re-established is no error: it goes again once the connection is
+// back (resend).
 func (snd *sender) publishLive(frame []byte) error {
-	if err := snd.c.nc.Publish(snd.s.Live(snd.item), frame); err != nil {
+	if err := snd.c.nc.Publish(snd.s.Live(snd.item), frame); err != nil && !snd.c.lostInFlight(err) {
+		return fmt.Errorf("sending: %w", err)
+	}
+	return nil
+}
+
+// flush waits until the satellite has what was published, unless the
+// connection is being re-established: then what it lacks goes again
+// once the connection is back.
+func (snd *sender) flush() error {
+	if err := snd.c.nc.FlushTimeout(snd.cfg.APITimeout); err != nil && !snd.c.lostInFlight(err) {
 		return fmt.Errorf("sending: %w", err)
 	}
 	return nil
@@ -676,8 +737,8 @@ func (snd *sender) finish(ctx context.Context) error {
 			return err
 		}
 		if len(snd.aud.members) > 0 {
-			if err := snd.c.nc.FlushTimeout(snd.cfg.APITimeout); err != nil {
-				return fmt.Errorf("sending: %w", err)
+			if err := snd.flush(); err != nil {
+				return err
 			}
 		}
 		// The satellite's confirmations say it has every frame: no flush.
@@ -689,8 +750,8 @@ func (snd *sender) finish(ctx context.Context) error {
 	if err := snd.move(sendLiveEnding); err != nil {
 		return err
 	}
-	if err := snd.c.nc.FlushTimeout(snd.cfg.APITimeout); err != nil {
-		return fmt.Errorf("sending: %w", err)
+	if err := snd.flush(); err != nil {
+		return err
 	}
 	// Live only: wait until each receiver wrote the end or left.
 	for snd.aud.unfinished(snd.offset) > 0 {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,6 +44,9 @@ type Endpoint struct {
 	// CertFile and KeyFile are a client certificate, for servers that
 	// verify clients.
 	CertFile, KeyFile string
+	// Reconnect is how long a lost connection is tried again before it
+	// is closed (0: it is not: the connection fails at once).
+	Reconnect time.Duration
 	// JSDomain is the JetStream domain to use ("" for the server's own
 	// JetStream), as a leaf node of a hub with JetStream in a domain needs.
 	JSDomain string
@@ -65,8 +69,9 @@ const (
 )
 
 // Dial connects to an endpoint: its URL, else its Alt if URL is
-// unreachable. A client that loses its connection fails rather than
-// reconnecting: a pipe must not go on after a gap.
+// unreachable. A connection that is lost is tried again, the same way, for
+// up to ep.Reconnect, then closed; with 0 it fails at once. (The pipes on
+// it resume across the loss; see pipes.Config.Reconnect.)
 func Dial(ep Endpoint) (*nats.Conn, error) {
 	if web.IsNarrow(ep.Token) {
 		return nil, ErrNarrowToken
@@ -93,11 +98,11 @@ func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name("skypipe"),
 		nats.Timeout(handshakeTimeout),
-		nats.NoReconnect(),
 		nats.PingInterval(20 * time.Second),
 		nats.MaxPingsOutstanding(3),
 		nats.IgnoreDiscoveredServers(),
 	}
+	opts = append(opts, reconnectOptions(ep.Reconnect)...)
 	if ep.Token != "" {
 		opts = append(opts, nats.Token(ep.Token))
 	}
@@ -216,4 +221,67 @@ func Redact(raw string) string {
 	}
 	u.User = url.User("REDACTED")
 	return u.String()
+}
+
+// Tries at reconnecting: every reconnectWait, give or take reconnectJitter.
+// A satellite restarted on the same address is back within a second or
+// two; trying more often only costs a refused dial each time.
+const (
+	reconnectWait   = 250 * time.Millisecond
+	reconnectJitter = 250 * time.Millisecond
+	// reconnectBuf is what may be published while the connection is
+	// being re-established: a live sender's window (8 MiB) and a kept
+	// sender's frames in flight (64 of 256 KiB) fit.
+	reconnectBuf = 32 << 20
+)
+
+// reconnectOptions makes a connection try again, for up to bound, when it
+// is lost; then it is closed. With bound 0 it is not tried again.
+func reconnectOptions(bound time.Duration) []nats.Option {
+	if bound <= 0 {
+		return []nats.Option{nats.NoReconnect()}
+	}
+	g := &reconnectGuard{bound: bound}
+	return []nats.Option{
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
+		nats.ReconnectBufSize(reconnectBuf),
+		nats.DisconnectErrHandler(g.disconnected),
+		nats.ReconnectHandler(g.reconnected),
+	}
+}
+
+// reconnectGuard closes a connection that has been trying to reconnect
+// for longer than its bound. nats.go counts tries, not time: a try that
+// dials an address where nothing answers lasts the dial's timeout, one
+// that is refused a moment.
+type reconnectGuard struct {
+	bound time.Duration
+	mu    sync.Mutex
+	timer *time.Timer
+}
+
+func (g *reconnectGuard) disconnected(nc *nats.Conn, _ error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	g.timer = time.AfterFunc(g.bound, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if !nc.IsConnected() {
+			nc.Close()
+		}
+	})
+}
+
+func (g *reconnectGuard) reconnected(*nats.Conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer != nil {
+		g.timer.Stop()
+		g.timer = nil
+	}
 }

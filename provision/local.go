@@ -26,6 +26,9 @@ type Local struct {
 	// Started, if set, is told of a satellite Connect started: its
 	// process id and the directory of its data (Paths.Data).
 	Started func(pid int, dataDir string)
+	// Reconnect is the Endpoint's: how long a lost connection is tried
+	// again.
+	Reconnect time.Duration
 }
 
 type cached struct {
@@ -60,7 +63,7 @@ func (l Local) cachedEndpoint() (Endpoint, error) {
 	if err != nil {
 		return Endpoint{}, err
 	}
-	return Endpoint{URL: c.URL, Token: tok, Source: "local", PID: c.PID}, nil
+	return Endpoint{URL: c.URL, Token: tok, Source: "local", PID: c.PID, Reconnect: l.Reconnect}, nil
 }
 
 // repair starts a satellite under the lock, unless another process did.
@@ -93,6 +96,7 @@ func (l Local) repair(ctx context.Context) (*nats.Conn, Endpoint, error) {
 	if l.Started != nil {
 		l.Started(ep.PID, l.Paths.Data)
 	}
+	ep.Reconnect = l.Reconnect
 	nc, err := Dial(ep)
 	if err != nil {
 		return nil, Endpoint{}, err

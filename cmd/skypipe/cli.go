@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"reflect"
 	"strings"
 
@@ -40,14 +42,15 @@ NATS server with JetStream.`
 
 // Globals are the flags every command takes.
 type Globals struct {
-	URL      string           `help:"Satellite to use, as nats://[TOKEN@]HOST:PORT or wss://[TOKEN@]HOST[:PORT] (default: the one 'skypipe setup' set up, else the local one, started on demand). Prefer the environment variable: a token on the command line is visible to other users." env:"SKYPIPE_URL" group:"connection" placeholder:"URL"`
-	Creds    string           `help:"NATS credentials file (JWT and seed) to present to the NATS server, e.g. an existing JetStream deployment." env:"SKYPIPE_CREDS" group:"connection" type:"path" placeholder:"FILE"`
-	Context  string           `help:"Connect as the natscli context NAME says ($XDG_CONFIG_HOME/nats/context/NAME.json: URL, token, user, creds, nkey, TLS); --url and --creds override it." env:"SKYPIPE_CONTEXT" group:"connection" placeholder:"NAME"`
-	TLSCA    string           `name:"tls-ca" help:"Trust only this CA certificate (PEM) for the satellite's TLS certificate." env:"SKYPIPE_TLS_CA" group:"connection" type:"path" placeholder:"FILE"`
-	JSDomain string           `name:"js-domain" help:"Use the JetStream of this domain, e.g. from a leaf node of a hub whose JetStream runs in a domain (a natscli context's jetstream_domain otherwise)." env:"SKYPIPE_JS_DOMAIN" group:"connection" placeholder:"DOMAIN"`
-	Quiet    bool             `short:"q" help:"Say nothing of what is happening: no waiting line, progress or summary on a terminal, no note of a local satellite started. Errors still print." env:"SKYPIPE_QUIET"`
-	Version  kong.VersionFlag `help:"Print the version and exit."`
-	Man      manFlag          `help:"Print the man page (roff) and exit: skypipe --man > skypipe.1."`
+	URL       string           `help:"Satellite to use, as nats://[TOKEN@]HOST:PORT or wss://[TOKEN@]HOST[:PORT] (default: the one 'skypipe setup' set up, else the local one, started on demand). Prefer the environment variable: a token on the command line is visible to other users." env:"SKYPIPE_URL" group:"connection" placeholder:"URL"`
+	Creds     string           `help:"NATS credentials file (JWT and seed) to present to the NATS server, e.g. an existing JetStream deployment." env:"SKYPIPE_CREDS" group:"connection" type:"path" placeholder:"FILE"`
+	Context   string           `help:"Connect as the natscli context NAME says ($XDG_CONFIG_HOME/nats/context/NAME.json: URL, token, user, creds, nkey, TLS); --url and --creds override it." env:"SKYPIPE_CONTEXT" group:"connection" placeholder:"NAME"`
+	TLSCA     string           `name:"tls-ca" help:"Trust only this CA certificate (PEM) for the satellite's TLS certificate." env:"SKYPIPE_TLS_CA" group:"connection" type:"path" placeholder:"FILE"`
+	JSDomain  string           `name:"js-domain" help:"Use the JetStream of this domain, e.g. from a leaf node of a hub whose JetStream runs in a domain (a natscli context's jetstream_domain otherwise)." env:"SKYPIPE_JS_DOMAIN" group:"connection" placeholder:"DOMAIN"`
+	Reconnect time.Duration    `help:"Send and receive: when the connection to the satellite is lost (a network cut, a satellite restarted on its store), try again for this long and resume the live items under way, e.g. 2m; 0 fails at once." default:"0s" env:"SKYPIPE_RECONNECT" group:"connection" placeholder:"DUR"`
+	Quiet     bool             `short:"q" help:"Say nothing of what is happening: no waiting line, progress or summary on a terminal, no note of a local satellite started. Errors still print." env:"SKYPIPE_QUIET"`
+	Version   kong.VersionFlag `help:"Print the version and exit."`
+	Man       manFlag          `help:"Print the man page (roff) and exit: skypipe --man > skypipe.1."`
 }
 
 // CLI is skypipe's command line.

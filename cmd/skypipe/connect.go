@@ -19,7 +19,11 @@ func (g *Globals) connect(ctx context.Context) (*nats.Conn, provision.Endpoint, 
 	if err != nil {
 		return nil, ep, err
 	}
+	if g.Reconnect < 0 {
+		return nil, ep, &usageError{msg: fmt.Sprintf("--reconnect %v: a duration cannot be negative", g.Reconnect), hint: "--reconnect 2m tries for two minutes; 0 fails at once"}
+	}
 	if remote {
+		ep.Reconnect = g.Reconnect
 		nc, err := provision.Dial(ep)
 		return nc, ep, err
 	}
@@ -39,6 +43,13 @@ func (g *Globals) pipes(nc *nats.Conn, ep provision.Endpoint, opts ...pipes.Opti
 	}
 	if domain != "" {
 		opts = append(opts, pipes.WithJetStreamDomain(domain))
+	}
+	if g.Reconnect > 0 {
+		// A receiver waits as long for a sender whose connection is
+		// being re-established.
+		cfg := pipes.DefaultConfig()
+		cfg.Reconnect = g.Reconnect
+		opts = append([]pipes.Option{pipes.WithConfig(cfg)}, opts...)
 	}
 	return pipes.New(nc, opts...)
 }
@@ -108,7 +119,7 @@ func (g *Globals) local() (provision.Local, error) {
 	if err != nil {
 		return provision.Local{}, fmt.Errorf("finding the skypipe binary: %w", err)
 	}
-	local := provision.Local{Paths: paths, Exe: exe}
+	local := provision.Local{Paths: paths, Exe: exe, Reconnect: g.Reconnect}
 	if terminalStatus(g) {
 		local.Started = satelliteStarted
 	}

@@ -16,13 +16,17 @@ import "encoding/binary"
 //	Pass   a taker passes on the item offered to it: offer it to another;
 //	       or, on the taker's rcv subject, a sender refuses a Take that came
 //	       after it went on without a taker
+//	Resend a receiver that lost live frames (its connection, or the
+//	       sender's, was re-established meanwhile) asks the sender to send
+//	       the item again from offset
 const (
-	Join  = 'J'
-	Ack   = 'A'
-	Claim = 'C'
-	Leave = 'L'
-	Take  = 'T'
-	Pass  = 'P'
+	Join   = 'J'
+	Ack    = 'A'
+	Claim  = 'C'
+	Leave  = 'L'
+	Take   = 'T'
+	Pass   = 'P'
+	Resend = 'R'
 )
 
 const ctlHeaderLen = 9
@@ -64,7 +68,7 @@ func ParseCtl(b []byte) (Ctl, bool) {
 		}
 		m.Accepted = max(m.Offset, binary.BigEndian.Uint64(b[9:17]))
 		m.RID = string(b[17:])
-	case Join, Claim, Leave, Take, Pass:
+	case Join, Claim, Leave, Take, Pass, Resend:
 		m.RID = string(b[9:])
 	default:
 		return Ctl{}, false

@@ -13,7 +13,7 @@ func TestControlRoundTrip(t *testing.T) {
 	if low, _ := ParseCtl(AppendAck(nil, 30, 20, "RID")); low.Accepted != 30 {
 		t.Errorf("an ack taking in less than it wrote: accepted %d, want 30", low.Accepted)
 	}
-	for _, kind := range []byte{Join, Claim, Leave, Take, Pass} {
+	for _, kind := range []byte{Join, Claim, Leave, Take, Pass, Resend} {
 		b := AppendCtl(nil, kind, 1<<33+5, "RID123")
 		m, ok := ParseCtl(b)
 		if !ok || m.Kind != kind || m.Offset != 1<<33+5 || m.RID != "RID123" {
@@ -53,7 +53,7 @@ func FuzzParseCtl(f *testing.F) {
 			if m.Accepted != m.Offset || !bytes.Equal(again, b) {
 				return // an ack whose taken-in offset was raised to its written one
 			}
-		case Join, Claim, Leave, Take, Pass:
+		case Join, Claim, Leave, Take, Pass, Resend:
 			again = AppendCtl(nil, m.Kind, m.Offset, m.RID)
 		default:
 			t.Fatalf("accepted kind %q", m.Kind)
