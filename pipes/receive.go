@@ -73,13 +73,13 @@ type ReceiveResult struct {
 type eventKind uint8
 
 const (
-	evLive       eventKind = iota // a live frame: msg
-	evKept                        // a kept frame of a claimed item: msg, seq, more, head
-	evReadFailed                  // a claimed item's reader stopped: err
-	evProbed                      // a probe of an item's sender answered: gone
-	evOffer                       // a sender offers this taker a new item: msg
-	evRefused                     // the sender of an item this taker took went on without it
-	evReconnected                 // the connection to the satellite was lost and is back
+	evLive        eventKind = iota // a live frame: msg
+	evKept                         // a kept frame of a claimed item: msg, seq, more, head
+	evReadFailed                   // a claimed item's reader stopped: err
+	evProbed                       // a probe of an item's sender answered: gone
+	evOffer                        // a sender offers this taker a new item: msg
+	evRefused                      // the sender of an item this taker took went on without it
+	evReconnected                  // the connection to the satellite was lost and is back
 )
 
 // event is what the receiver's loop reacts to, from its subscriptions, its
