@@ -117,7 +117,7 @@ var errInvariant = errors.New("skypipe internal error")
 func (c *Client) watch(ctx context.Context, reconnected func()) (context.Context, func(error) error, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	reconnects := c.reconnects()
-	ch := c.nc.StatusChanged(nats.DISCONNECTED, nats.CONNECTED, nats.CLOSED)
+	ch := c.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CONNECTED, nats.CLOSED)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -135,8 +135,10 @@ func (c *Client) watch(ctx context.Context, reconnected func()) (context.Context
 				case st == nats.CONNECTED:
 					c.noticef("reconnected to the satellite")
 					reconnected()
-				case st == nats.DISCONNECTED && reconnects:
+				case st == nats.RECONNECTING:
 					c.noticef("lost the connection to the satellite; reconnecting...")
+				case st == nats.DISCONNECTED && reconnects:
+					// On its way to RECONNECTING, or to CLOSED.
 				default:
 					cancel(ErrDisconnected)
 					return
