@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary play the baseline's helpers, as the
@@ -46,6 +47,11 @@ func TestSmoke(t *testing.T) {
 		"whole `echo | skypipe t`, nobody waiting, p50", "aggregate throughput",
 		"send, one process per item, 8 at once", "send, one `skypipe --lines` (an item a line)",
 		"drain, one `skypipe -f` (the --lines items)", "peak RSS, sender", "peak RSS, receiver", "peak RSS, satellite",
+		// The wan case.
+		"throughput, TCP relay through the same links (baseline)", "store: throughput", "drain: throughput",
+		"TCP relay: sender start to receiver exit, connect + 1 byte (baseline)",
+		"a waiter: whole `echo | skypipe --send t`", "a waiter: sender start to waiter exit",
+		"whole `echo | skypipe --send t`, nobody waiting (sending a kept item)", "whole `skypipe --recv t` taking it",
 	}
 	have := map[string]row{}
 	for _, r := range rep.rows {
@@ -71,7 +77,8 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{beginMark, endMark, "| CPU |", "| Go |", "throughput, skypipe", "`go test ./tests/bench`"} {
+	for _, s := range []string{beginMark, endMark, "| CPU |", "| Go |", "throughput, skypipe", "`go test ./tests/bench`",
+		wanHeading, wanBeginMark, wanEndMark, "| 20ms | trigger | a waiter: sender start to waiter exit |"} {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("the report lacks %q", s)
 		}
@@ -100,5 +107,33 @@ func TestMarkdownKeepsNotes(t *testing.T) {
 	}
 	if strings.Contains(got, "old table") || strings.Count(got, beginMark) != 1 {
 		t.Errorf("the old generated part survived:\n%s", got)
+	}
+}
+
+// TestMarkdownWanSection: a run of the wan case alone writes its own
+// table, under its own heading, and leaves the main table; a later one
+// replaces it.
+func TestMarkdownWanSection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	old := "# Benchmarks\n\n" + beginMark + "\nold table\n" + endMark + "\n\n## Notes\nnotes after\n"
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []float64{1, 2} {
+		rep := &report{cfg: defaults()}
+		rep.add(row{Section: "wan", RTT: 20 * time.Millisecond, Case: "trigger", Measure: "m", Value: 70 * v, Unit: "ms", Target: inRTTs(4, 20*time.Millisecond)})
+		if err := rep.writeMarkdown(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	got := string(b)
+	for _, s := range []string{"old table", "notes after", wanHeading + wanBeginMark, "| 20ms | trigger | m | 140 ms | 7.0 |  |  | <= 4 RTT | **no** |"} {
+		if !strings.Contains(got, s) {
+			t.Errorf("report lacks %q:\n%s", s, got)
+		}
+	}
+	if strings.Contains(got, "70.0 ms") || strings.Count(got, wanBeginMark) != 1 || strings.Count(got, wanHeading) != 1 {
+		t.Errorf("the old wan table survived, or came twice:\n%s", got)
 	}
 }

@@ -4,7 +4,9 @@
 // peak memory; and the HTTP face (issue 13): 1 GiB through curl PUT and
 // curl GET against piping-server (npm), also run in the same invocation;
 // and many pipe names used once each (issue 11: "names") against one name
-// used as often, each on a fresh satellite of its own. It builds skypipe (CGO_ENABLED=0), starts a real satellite
+// used as often, each on a fresh satellite of its own; and the same over an
+// emulated WAN (issue 12: "wan", 20 and 200 ms of round trip through
+// tests/link, against the TCP relay through the same links). It builds skypipe (CGO_ENABLED=0), starts a real satellite
 // (`skypipe serve` with a private token), runs each case with real
 // processes, checks every byte that comes out, prints a table and writes
 // it to BENCHMARKS.md.
@@ -22,7 +24,9 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // config is what a run measures.
@@ -41,17 +45,26 @@ type config struct {
 	profile  string // directory for CPU profiles, or ""
 	command  string // how the run was started, for the report
 	cases    map[string]bool
-	smokeRun bool // a smoke run: a baseline that cannot be had is left out
+	// The wan case (issue 12): round trips of the emulated link, MiB moved
+	// at each (the last size serves the RTTs after it), trigger rounds,
+	// receivers of its fan-out.
+	wanRTTs   []time.Duration
+	wanSizes  []int64
+	wanRounds int
+	wanFanout int
+	smokeRun  bool // a smoke run: a baseline that cannot be had is left out
 }
 
 // allCases are the cases a run measures, by the names -cases takes.
-var allCases = []string{"live", "kept", "trigger", "fanout", "small", "http", "names"}
+var allCases = []string{"live", "kept", "trigger", "fanout", "small", "http", "names", "wan"}
 
 func defaults() config {
 	c := config{
 		size: 1 << 30, fanSize: 256 << 20, fanout: 20, rounds: 200,
 		items: 10000, itemSize: 1024, conc: 8, names: 100000, repeat: 3, check: "crc32c",
 		out: "BENCHMARKS.md", cases: map[string]bool{},
+		wanRTTs: []time.Duration{20 * time.Millisecond, 200 * time.Millisecond}, wanSizes: []int64{64 << 20, 32 << 20},
+		wanRounds: 11, wanFanout: 4,
 	}
 	for _, name := range allCases {
 		c.cases[name] = true
@@ -62,6 +75,7 @@ func defaults() config {
 // smoke shrinks a config to a run of seconds that still takes every path.
 func smoke(c config) config {
 	c.size, c.fanSize, c.rounds, c.items, c.names, c.repeat = 4<<20, 1<<20, 5, 200, 200, 1
+	c.wanRTTs, c.wanSizes, c.wanRounds = []time.Duration{20 * time.Millisecond}, []int64{1 << 20}, 3
 	c.smokeRun = true
 	return c
 }
@@ -105,6 +119,10 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.check, "check", cfg.check, "how receivers' output is checked: crc32c or sha256 (with the byte count)")
 	fs.StringVar(&cfg.out, "out", cfg.out, "file to write the report to ('' for none)")
 	fs.StringVar(&cfg.profile, "profile", "", "directory for CPU profiles of every skypipe process")
+	wanRTTs := fs.String("wan-rtts", "20ms,200ms", "round trips of the wan case's emulated link")
+	wanSizes := fs.String("wan-size", "64,32", "MiB moved in the wan case, at each of -wan-rtts (the last for the rest)")
+	fs.IntVar(&cfg.wanRounds, "wan-rounds", cfg.wanRounds, "trigger rounds of the wan case, at each RTT")
+	fs.IntVar(&cfg.wanFanout, "wan-fanout", cfg.wanFanout, "receivers of the wan case's fan-out (each gets -wan-size over this)")
 	isSmoke := fs.Bool("smoke", false, "tiny sizes: a run of seconds, for CI")
 	cases := fs.String("cases", strings.Join(allCases, ","), "the cases to run, of "+strings.Join(allCases, ","))
 	if err := fs.Parse(args); err != nil {
@@ -114,6 +132,21 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.size, cfg.fanSize = *size<<20, *fanSize<<20
+	cfg.wanRTTs, cfg.wanSizes = nil, nil
+	for _, r := range strings.Split(*wanRTTs, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(r))
+		if err != nil || d <= 0 {
+			return cfg, fmt.Errorf("-wan-rtts: %q is not a positive duration", r)
+		}
+		cfg.wanRTTs = append(cfg.wanRTTs, d)
+	}
+	for _, m := range strings.Split(*wanSizes, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(m), 10, 64)
+		if err != nil || n <= 0 {
+			return cfg, fmt.Errorf("-wan-size: %q is not a positive number of MiB", m)
+		}
+		cfg.wanSizes = append(cfg.wanSizes, n<<20)
+	}
 	cfg.cases = map[string]bool{}
 	for _, c := range strings.Split(*cases, ",") {
 		if !slices.Contains(allCases, c) {
@@ -129,6 +162,8 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("-check %q: crc32c or sha256", cfg.check)
 	case cfg.size <= 0 || cfg.fanSize <= 0 || cfg.fanout <= 0 || cfg.rounds <= 0 || cfg.repeat <= 0 || cfg.conc <= 0:
 		return cfg, errors.New("sizes, counts and rounds must be positive")
+	case cfg.wanRounds <= 0 || cfg.wanFanout <= 0:
+		return cfg, errors.New("-wan-rounds and -wan-fanout must be positive")
 	case cfg.names <= 0:
 		return cfg, errors.New("-names must be positive")
 	case cfg.items <= 0 || cfg.itemSize < 16:

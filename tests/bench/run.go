@@ -55,12 +55,14 @@ func (b *bench) step(format string, args ...any) {
 func (b *bench) all() error {
 	cfg := b.cfg
 	input := filepath.Join(b.w.dir, "input")
-	if err := makeInput(input, cfg.size); err != nil {
-		return err
-	}
-	var err error
-	if b.inputSum, err = fileSum(input, cfg.check); err != nil {
-		return err
+	if cfg.cases["live"] || cfg.cases["kept"] || cfg.cases["fanout"] || cfg.cases["http"] {
+		if err := makeInput(input, cfg.size); err != nil {
+			return err
+		}
+		var err error
+		if b.inputSum, err = fileSum(input, cfg.check); err != nil {
+			return err
+		}
 	}
 	sizeName := sizeLabel(cfg.size)
 
@@ -105,6 +107,11 @@ func (b *bench) all() error {
 	}
 	if cfg.cases["names"] {
 		if err := b.namesCase(); err != nil {
+			return err
+		}
+	}
+	if cfg.cases["wan"] {
+		if err := b.wanCase(); err != nil {
 			return err
 		}
 	}

@@ -119,8 +119,9 @@ func (w *world) startSatellite() error {
 // random token (in a 0600 file) of its own in dir.
 type server struct {
 	bin, dir, store, tokenFile string
-	authFile                   string // "Authorization: Bearer TOKEN", for curl -H @FILE
-	http                       bool   // serve the HTTP face too
+	authFile                   string   // "Authorization: Bearer TOKEN", for curl -H @FILE
+	http                       bool     // serve the HTTP face too
+	args                       []string // more arguments of serve
 	env                        []string
 	cmd                        *exec.Cmd
 	url                        string // with the token
@@ -129,13 +130,18 @@ type server struct {
 }
 
 func newServer(bin, dir string, http bool, env ...string) (*server, error) {
+	return newServerArgs(bin, dir, http, nil, env...)
+}
+
+// newServerArgs is newServer with more arguments of serve (--tls-cert ...).
+func newServerArgs(bin, dir string, http bool, args []string, env ...string) (*server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
-	s := &server{bin: bin, dir: dir, http: http, store: filepath.Join(dir, "store"),
+	s := &server{bin: bin, dir: dir, http: http, args: args, store: filepath.Join(dir, "store"),
 		tokenFile: filepath.Join(dir, "token"), authFile: filepath.Join(dir, "auth")}
 	if err := os.WriteFile(s.tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		return nil, err
@@ -158,6 +164,7 @@ func (s *server) start() error {
 	if s.http {
 		args = append(args, "--http", "127.0.0.1:0")
 	}
+	args = append(args, s.args...)
 	s.cmd = exec.Command(s.bin, args...)
 	s.cmd.Env = s.env
 	// serve names its HTTP face on stderr, before it says it is ready.
