@@ -272,8 +272,20 @@ func (cl *claimer) reread(ctx context.Context, c *claim) (*claim, error) {
 // time, then, if the item's end was not among them (its sender is still
 // sending), for frames as they come.
 func (cl *claimer) read(c *claim) {
+	ord := reorder{limit: cl.cfg.StoreWindow}
+	// deliver hands a pulled frame to the loop, in order with the others
+	// (reorder); false once the reader is done: the loop stops it, or the
+	// item's end went.
+	deliver := func(m *nats.Msg) bool {
+		for _, m := range ord.add(m, m.Subject == cl.s.Head(c.item)) {
+			if !cl.postKept(c, m) || wire.IsEnd(m.Data) {
+				return false
+			}
+		}
+		return true
+	}
 	for _, m := range c.first {
-		if !cl.postKept(c, m) || wire.IsEnd(m.Data) {
+		if !deliver(m) {
 			return
 		}
 	}
@@ -323,7 +335,7 @@ func (cl *claimer) read(c *claim) {
 		switch jsapi.Status(m) {
 		case "":
 			inFlight = max(0, inFlight-1)
-			if !cl.postKept(c, m) || wire.IsEnd(m.Data) {
+			if !deliver(m) {
 				return
 			}
 		case jsapi.StatusHeartbeat:
@@ -334,6 +346,16 @@ func (cl *claimer) read(c *claim) {
 			}
 			fallthrough // a leader change or a limit cut the pull short: ask again
 		default: // the pull ran out (408) or found nothing (404)
+			if ord.endHeld() && inFlight <= 1 {
+				// The end came, and the frames before it do not: lost
+				// in flight to this reader. The loop meets the gap and
+				// reads the item again.
+				for _, m := range ord.flush() {
+					if !cl.postKept(c, m) || wire.IsEnd(m.Data) {
+						return
+					}
+				}
+			}
 			pending, _ := strconv.Atoi(m.Header.Get("Nats-Pending-Messages"))
 			pending = min(pending, inFlight)
 			inFlight -= pending

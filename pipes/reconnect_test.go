@@ -178,3 +178,56 @@ func firstDiff(a, b string) int {
 	}
 	return min(len(a), len(b))
 }
+
+// A kept item is stored whole across a lost connection of its sender: the
+// frames left unconfirmed are published again, and the stream drops those
+// it already had (their Nats-Msg-Id); a receiver then takes it whole, once.
+func TestAKeptItemIsStoredWholeAcrossALostConnection(t *testing.T) {
+	for _, cut := range []time.Duration{0, time.Second} {
+		t.Run("cut "+cut.String(), func(t *testing.T) {
+			sat := newSatellite(t)
+			ctx := testCtx(t)
+			p := sat.linkTo(t)
+			var said notices
+			sc := New(reconnecting(t, "nats://"+p.Addr()), WithConfig(sat.cfg), WithNotice(said.add))
+			data := payload(24<<20, 12)
+			in := newGate()
+			s := sendAsync(ctx, sc, "kept", in)
+			for off := 0; off < len(data); off += 256 << 10 {
+				if off == len(data)/2 {
+					eventually(t, "frames to pass the link", func() bool { return p.Stats().Up > 4<<20 })
+					if cut > 0 {
+						p.Cut(cut)
+					} else {
+						p.Reset()
+					}
+				}
+				in.feed(t, string(data[off:off+256<<10]))
+			}
+			in.close()
+			start := time.Now()
+			res, err := s.wait(t)
+			t.Logf("send done after %v", time.Since(start))
+			if err != nil {
+				t.Fatalf("send: %v (notices %q)", err, said.String())
+			}
+			if !res.Kept || res.KeptFrom != 0 {
+				t.Fatalf("send: %+v, want the whole item kept", res)
+			}
+			sat.kept(ctx, "kept", 1)
+			var got bytes.Buffer
+			start = time.Now()
+			if _, err := sat.client().Receive(ctx, "kept", &got, ReceiveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("received in %v", time.Since(start))
+			if !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("got %d bytes, want the %d sent", got.Len(), len(data))
+			}
+			sat.kept(ctx, "kept", 0)
+			if !strings.Contains(said.String(), "reconnected to the satellite") {
+				t.Fatalf("the sender's notices do not say it reconnected: %q", said.String())
+			}
+		})
+	}
+}

@@ -2,8 +2,12 @@ package pipes
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,41 +129,71 @@ type storeWriter struct {
 	s    wire.Subjects
 	item string
 	// headStored: the head frame is stored (confirmed by request);
-	// every later frame is published with one shared reply subject.
+	// every later frame is published with a reply subject of its own.
 	headStored bool
 	// headSent: the head frame went out; its confirmation may not have
 	// come back (the sender was interrupted meanwhile), so it may be stored.
 	headSent bool
-	msg      nats.Msg
 	subject  string // where frames go
-	reply    string // where their confirmations come
+	reply    string // where their confirmations come: reply.<frame number>
+	// retain: the connection reconnects. Each frame then carries a
+	// Nats-Msg-Id, and a copy of it is kept until it is confirmed, so that
+	// the frames a lost connection left unconfirmed can be published again
+	// once it is back; the stream drops the ones it already has.
+	retain bool
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	pending  int
-	progress time.Time // the last confirmation, or the first frame after none pending
-	err      error
+	mu sync.Mutex
+	// cond is signalled whenever a frame is confirmed, or the writer fails.
+	cond *sync.Cond
+	// unconfirmed are the frames published and not yet confirmed, in the
+	// order they went out; sent numbers the frames.
+	unconfirmed []pendingFrame
+	sent        uint64
+	progress    time.Time // the last confirmation, or the first frame after none pending
+	err         error
 
-	stop    chan struct{}
-	watcher sync.WaitGroup
+	stop      chan struct{}
+	connected chan nats.Status // retain: the connection is back
+	watcher   sync.WaitGroup
+}
+
+// pendingFrame is a kept frame on its way into the store.
+type pendingFrame struct {
+	n    uint64
+	id   string // its Nats-Msg-Id (retain)
+	data []byte // a copy of it (retain)
 }
 
 func (c *Client) newStoreWriter(s wire.Subjects, item string) (*storeWriter, error) {
-	w := &storeWriter{c: c, s: s, item: item, subject: s.Kept(item), stop: make(chan struct{})}
+	w := &storeWriter{c: c, s: s, item: item, subject: s.Kept(item), stop: make(chan struct{}), retain: c.reconnects()}
 	w.cond = sync.NewCond(&w.mu)
 	reply, err := c.confirmations.add(c.nc, item, w.onAck)
 	if err != nil {
 		return nil, err
 	}
 	w.reply = reply
+	if w.retain {
+		w.connected = c.nc.StatusChanged(nats.CONNECTED)
+	}
 	w.watcher.Go(w.watch)
 	return w, nil
+}
+
+// msgID is a kept frame's Nats-Msg-Id: the item, the frame's subject kind
+// (head or not), its offset and its flags name it.
+func msgID(item string, head bool, frame []byte) string {
+	kind := "k"
+	if head {
+		kind = "h"
+	}
+	return item + "." + kind + "." + strconv.FormatUint(binary.BigEndian.Uint64(frame[8:16]), 10) + "." + strconv.Itoa(int(frame[1]))
 }
 
 // confirmations hands the satellite's confirmations of stored frames to the
 // writers of a Client's items, through one subscription made on first use:
 // an item, a SendLines line among them, costs no subscription of its own.
-// The reply subject of an item's frames ends in its id.
+// The reply subject of an item's frames is the prefix, its id and the
+// frame's number.
 type confirmations struct {
 	mu     sync.Mutex
 	prefix string
@@ -174,7 +208,7 @@ func (r *confirmations) add(nc *nats.Conn, item string, onAck func(*nats.Msg)) (
 	defer r.mu.Unlock()
 	if r.sub == nil {
 		prefix := nc.NewInbox()
-		sub, err := nc.Subscribe(prefix+".*", r.route)
+		sub, err := nc.Subscribe(prefix+".*.*", r.route)
 		if err != nil {
 			return "", err
 		}
@@ -194,7 +228,8 @@ func (r *confirmations) remove(item string) {
 
 func (r *confirmations) route(m *nats.Msg) {
 	r.mu.Lock()
-	onAck := r.to[wire.LastToken(m.Subject)]
+	item, _, _ := strings.Cut(strings.TrimPrefix(m.Subject, r.prefix+"."), ".")
+	onAck := r.to[item]
 	r.mu.Unlock()
 	if onAck != nil {
 		onAck(m)
@@ -212,15 +247,48 @@ func (w *storeWriter) watch() {
 		select {
 		case <-w.stop:
 			return
+		case <-w.connected: // nil unless retain
+			w.resend()
+			continue
 		case <-t.C:
 		}
 		w.mu.Lock()
-		if w.pending > 0 && w.err == nil && time.Since(w.progress) > limit {
-			w.err = fmt.Errorf("%w (pipe %q, %d frames unconfirmed after %v)", ErrNotStored, w.s.Name, w.pending, limit)
+		if !w.c.nc.IsConnected() && w.retain {
+			// Nothing can be confirmed while the connection is being
+			// re-established: the time does not count.
+			w.progress = time.Now()
+		}
+		if len(w.unconfirmed) > 0 && w.err == nil && time.Since(w.progress) > limit {
+			w.err = fmt.Errorf("%w (pipe %q, %d frames unconfirmed after %v)", ErrNotStored, w.s.Name, len(w.unconfirmed), limit)
 			w.cond.Broadcast()
 		}
 		w.mu.Unlock()
 	}
+}
+
+// resend publishes again, in order, the frames a lost connection left
+// unconfirmed; the stream drops those it already holds (their
+// Nats-Msg-Id). A publish that fails is left to the next reconnection or
+// to the watchdog.
+func (w *storeWriter) resend() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.progress = time.Now()
+	for _, f := range w.unconfirmed {
+		m := w.frameMsg(f)
+		if w.c.nc.PublishMsg(m) != nil {
+			return
+		}
+	}
+}
+
+// frameMsg is the message that stores a pending frame.
+func (w *storeWriter) frameMsg(f pendingFrame) *nats.Msg {
+	m := &nats.Msg{Subject: w.subject, Reply: w.reply + "." + strconv.FormatUint(f.n, 10), Data: f.data}
+	if f.id != "" {
+		m.Header = nats.Header{jetstream.MsgIDHeader: []string{f.id}}
+	}
+	return m
 }
 
 func (w *storeWriter) onAck(m *nats.Msg) {
@@ -230,14 +298,19 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 	} else if aerr := jsapi.DecodeAck(m.Data); aerr != nil {
 		err = storeError(w.s, aerr)
 	}
+	n, perr := strconv.ParseUint(wire.LastToken(m.Subject), 10, 64)
 	w.mu.Lock()
-	w.pending--
+	defer w.mu.Unlock()
+	i := slices.IndexFunc(w.unconfirmed, func(f pendingFrame) bool { return f.n == n })
+	if perr != nil || i < 0 {
+		return // confirmed before: a frame published again, or a late answer
+	}
+	w.unconfirmed = slices.Delete(w.unconfirmed, i, i+1)
 	w.progress = time.Now()
 	if err != nil && w.err == nil {
 		w.err = err
 	}
 	w.cond.Broadcast()
-	w.mu.Unlock()
 }
 
 // write stores one sealed frame. The first frame of an item goes to the head
@@ -248,7 +321,7 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 		return w.writeHead(ctx, buf)
 	}
 	w.mu.Lock()
-	for w.pending >= w.c.cfg.StoreWindow && w.err == nil {
+	for len(w.unconfirmed) >= w.c.cfg.StoreWindow && w.err == nil {
 		w.cond.Wait()
 	}
 	if w.err != nil {
@@ -256,15 +329,23 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 		w.mu.Unlock()
 		return err
 	}
-	if w.pending == 0 {
+	if len(w.unconfirmed) == 0 {
 		w.progress = time.Now()
 	}
-	w.pending++
+	w.sent++
+	f := pendingFrame{n: w.sent}
+	if w.retain {
+		f.id, f.data = msgID(w.item, false, buf), slices.Clone(buf)
+	}
+	w.unconfirmed = append(w.unconfirmed, f)
 	w.mu.Unlock()
-	// One reply subject for every frame: the satellite confirms a stream's
-	// publishes in order, and onAck only counts them.
-	w.msg = nats.Msg{Subject: w.subject, Reply: w.reply, Data: buf}
-	if err := w.c.nc.PublishMsg(&w.msg); err != nil {
+	// Each frame's reply subject names it, so that a confirmation is
+	// never counted for another frame, one published again included.
+	m := w.frameMsg(f)
+	if !w.retain {
+		m.Data = buf // confirmed before it is needed again: no copy
+	}
+	if err := w.c.nc.PublishMsg(m); err != nil && !w.c.lostInFlight(err) {
 		return fmt.Errorf("storing in pipe %q: %w", w.s.Name, err)
 	}
 	return nil
@@ -277,6 +358,10 @@ func (w *storeWriter) writeHead(ctx context.Context, buf []byte) error {
 	}
 	created := false
 	m := nats.Msg{Subject: w.s.Head(w.item), Data: buf}
+	if w.retain {
+		// Asked again after a lost connection, the stream keeps one.
+		m.Header = nats.Header{jetstream.MsgIDHeader: []string{msgID(w.item, true, buf)}}
+	}
 	err = js.Retry(ctx, func(ctx context.Context) error {
 		w.headSent = true
 		resp, err := w.c.nc.RequestMsgWithContext(ctx, &m)
@@ -317,7 +402,7 @@ func (w *storeWriter) wait(ctx context.Context) error {
 	defer stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.pending > 0 && w.err == nil && ctx.Err() == nil {
+	for len(w.unconfirmed) > 0 && w.err == nil && ctx.Err() == nil {
 		w.cond.Wait()
 	}
 	if w.err != nil {
@@ -335,4 +420,7 @@ func (w *storeWriter) close() {
 	w.c.confirmations.remove(w.item)
 	close(w.stop)
 	w.watcher.Wait()
+	if w.connected != nil {
+		w.c.nc.RemoveStatusListener(w.connected)
+	}
 }

@@ -115,3 +115,13 @@ func Parse(buf []byte) (Frame, error) {
 
 // IsEnd tells whether a frame says it ends its item, without checking it.
 func IsEnd(b []byte) bool { return len(b) >= HeaderLen && b[1]&FlagEnd != 0 }
+
+// Place reads where a frame belongs in its item, without checking it
+// (Parse does): its offset and how many data bytes it carries. ok is false
+// for anything too short to be a frame.
+func Place(b []byte) (offset uint64, n int, ok bool) {
+	if len(b) < HeaderLen {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(b[8:16]), len(b) - HeaderLen, true
+}
