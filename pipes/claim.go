@@ -306,7 +306,9 @@ func (cl *claimer) read(c *claim) {
 				left -= uint64(n)
 			}
 			inFlight += n
-			if err := c.pull.Ask(jsapi.PullRequest{Batch: n, Expires: wait, Heartbeat: wait / 4}); err != nil {
+			// A pull lost with a connection that is being re-established
+			// is asked again when nothing comes (below).
+			if err := c.pull.Ask(jsapi.PullRequest{Batch: n, Expires: wait, Heartbeat: wait / 4}); err != nil && !cl.c.lostInFlight(err) {
 				cl.post(event{kind: evReadFailed, item: c.item, cl: c, err: err})
 				return
 			}
@@ -346,10 +348,11 @@ func (cl *claimer) read(c *claim) {
 			}
 			fallthrough // a leader change or a limit cut the pull short: ask again
 		default: // the pull ran out (408) or found nothing (404)
-			if ord.endHeld() && inFlight <= 1 {
-				// The end came, and the frames before it do not: lost
-				// in flight to this reader. The loop meets the gap and
-				// reads the item again.
+			if ord.holding() {
+				// Frames held for a gap, and no more come: those before
+				// them were lost in flight to this reader, or are not
+				// stored. The loop meets the gap and reads the item
+				// again.
 				for _, m := range ord.flush() {
 					if !cl.postKept(c, m) || wire.IsEnd(m.Data) {
 						return

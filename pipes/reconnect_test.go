@@ -231,3 +231,36 @@ func TestAKeptItemIsStoredWholeAcrossALostConnection(t *testing.T) {
 		})
 	}
 }
+
+// A receiver draining a kept item rides out a lost connection: its pulls
+// are asked again, frames lost in flight are read again from the store,
+// and the item comes out whole, once, and leaves the pipe.
+func TestAKeptItemIsDrainedWholeAcrossALostConnection(t *testing.T) {
+	for _, cut := range []time.Duration{0, time.Second} {
+		t.Run("cut "+cut.String(), func(t *testing.T) {
+			sat := newSatellite(t)
+			ctx := testCtx(t)
+			data := payload(24<<20, 13)
+			if _, err := sat.client().Send(ctx, "drain", bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			p := sat.linkTo(t)
+			var said notices
+			rc := New(reconnecting(t, "nats://"+p.Addr()), WithConfig(sat.cfg), WithNotice(said.add))
+			r := sat.receive(ctx, rc, "drain", ReceiveOptions{})
+			eventually(t, "a first part out", func() bool { return r.out.Len() > 2<<20 })
+			if cut > 0 {
+				p.Cut(cut)
+			} else {
+				p.Reset()
+			}
+			if _, err := r.wait(t); err != nil {
+				t.Fatalf("receive: %v (notices %q)", err, said.String())
+			}
+			if got := r.out.String(); got != string(data) {
+				t.Fatalf("got %d bytes, want the %d kept", len(got), len(data))
+			}
+			sat.kept(ctx, "drain", 0)
+		})
+	}
+}

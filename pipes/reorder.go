@@ -67,11 +67,8 @@ func (o *reorder) release() []*nats.Msg {
 	}
 }
 
-// endHeld tells whether the item's end is held back: the frames before it
-// did not all come.
-func (o *reorder) endHeld() bool {
-	return slices.ContainsFunc(o.held, func(m *nats.Msg) bool { return wire.IsEnd(m.Data) })
-}
+// holding tells whether frames are held back, waiting for earlier ones.
+func (o *reorder) holding() bool { return len(o.held) > 0 }
 
 // flush returns every held frame, in the order of their offsets.
 func (o *reorder) flush() []*nats.Msg {

@@ -22,7 +22,7 @@ func TestReorderPutsKeptFramesBackInOrder(t *testing.T) {
 		in      []*nats.Msg
 		limit   int
 		want    []uint64 // offsets handed on, in order
-		endHeld bool
+		holding bool
 	}{
 		{"in order", []*nats.Msg{head(0), frame(0, 4, false), frame(4, 4, false), frame(8, 0, true)}, 4, []uint64{0, 0, 4, 8}, false},
 		{"later frames stored first", []*nats.Msg{head(0), frame(0, 4, false), frame(8, 4, false), frame(12, 0, true), frame(4, 4, false)}, 4, []uint64{0, 0, 4, 8, 12}, false},
@@ -43,8 +43,8 @@ func TestReorderPutsKeptFramesBackInOrder(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("handed on %v, want %v", got, tc.want)
 			}
-			if o.endHeld() != tc.endHeld {
-				t.Errorf("endHeld = %v, want %v", o.endHeld(), tc.endHeld)
+			if o.holding() != tc.holding {
+				t.Errorf("holding = %v, want %v", o.holding(), tc.holding)
 			}
 		})
 	}
