@@ -145,6 +145,7 @@ type inItem struct {
 	// askedAt when the receiver last asked the sender to send the item
 	// again from next.
 	gapAt, askedAt time.Time
+	gapTo          uint64 // the offset of the first frame past the gap
 	// lostAt: on a connection that reconnects, when its sender was first
 	// found gone; it has Config.Reconnect to come back (zero: not lost).
 	lostAt time.Time
@@ -646,10 +647,7 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 // a gap not filled within ResendWait breaks the item.
 func (r *receiver) lostFrames(ctx context.Context, it *inItem, got uint64, now time.Time) error {
 	if it.gapAt.IsZero() {
-		it.gapAt = now
-	}
-	if now.Sub(it.gapAt) >= r.cfg.ResendWait {
-		return r.broken(ctx, it, fmt.Errorf("%w: expected byte %d, got byte %d", ErrCorrupt, it.next, got))
+		it.gapAt, it.gapTo = now, got
 	}
 	return r.fillGap(ctx, it, now)
 }
@@ -667,7 +665,7 @@ func (r *receiver) fillGap(ctx context.Context, it *inItem, now time.Time) error
 
 // lostError says that a live item lost frames that never came again.
 func (it *inItem) lostError() error {
-	return fmt.Errorf("%w: bytes from %d on were lost in flight, and its sender did not send them again", ErrCorrupt, it.next)
+	return fmt.Errorf("%w: expected byte %d, got byte %d; its sender did not send the bytes between again", ErrCorrupt, it.next, it.gapTo)
 }
 
 // askResend asks the sender of a live item to send it again from the next
