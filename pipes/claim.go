@@ -324,6 +324,9 @@ func (cl *claimer) read(c *claim) {
 			// the pulls were lost (a cluster moving the consumer's
 			// leader). Ask anew, for a while; what the satellite sent
 			// for the old pulls still comes through the same inbox.
+			if !cl.c.nc.IsConnected() {
+				lastHeard = time.Now() // being re-established: no time lost counts
+			}
 			if time.Since(lastHeard) > cl.cfg.FailoverWait {
 				cl.post(event{kind: evReadFailed, item: c.item, cl: c,
 					err: fmt.Errorf("%w: the satellite sent nothing of it for %v", ErrClaimLost, cl.cfg.FailoverWait)})

@@ -121,6 +121,7 @@ func (c *Client) watch(ctx context.Context, reconnected func()) (context.Context
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		down := false // said "reconnecting" since the connection was last up
 		for {
 			select {
 			case st, open := <-ch:
@@ -133,10 +134,15 @@ func (c *Client) watch(ctx context.Context, reconnected func()) (context.Context
 				case !open:
 					return
 				case st == nats.CONNECTED:
+					down = false
 					c.noticef("reconnected to the satellite")
 					reconnected()
 				case st == nats.RECONNECTING:
-					c.noticef("lost the connection to the satellite; reconnecting...")
+					// Once for each loss, not for each try.
+					if !down {
+						c.noticef("lost the connection to the satellite; reconnecting...")
+					}
+					down = true
 				case st == nats.DISCONNECTED && reconnects:
 					// On its way to RECONNECTING, or to CLOSED.
 				default:
