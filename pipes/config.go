@@ -28,10 +28,12 @@ type Config struct {
 	// twice in a row while the satellite itself answers, is gone.
 	ProbeTimeout time.Duration
 	// Reconnect matters only on a connection that reconnects (nats.go's
-	// AllowReconnect): how long a receiver waits for the sender of an
-	// item it reads to answer again once it found it gone, since that
-	// sender's connection may be re-established meanwhile. Past it the
-	// item is broken (ErrSenderVanished), as at once without reconnects.
+	// AllowReconnect): how long a peer found gone is given to come back,
+	// since its connection may be re-established meanwhile. A receiver
+	// waits as long for the sender of the item it reads, then breaks the
+	// item (ErrSenderVanished); a sender for an attached receiver (which
+	// holds its pace), then keeps the rest of the item. Without
+	// reconnects, both act at once.
 	Reconnect time.Duration
 	// ResendWait: a receiver that lost live frames of an item (they were
 	// in flight when a connection was lost) asks the sender to send them

@@ -35,7 +35,8 @@
 //	live.<item>  live frames of an item: core NATS, every receiver subscribes live.*
 //	h.<item>     kept: the item's first kept frame, a marker with its start offset
 //	k.<item>     kept: the item's data frames and its end frame
-//	item.<item>  the sender's control inbox: receivers' acks, claims, leaves, probes
+//	item.<item>  the sender's control inbox: receivers' acks, claims, leaves,
+//	             probes, and asks to send live frames again (Resend)
 //	roll         roll call: listeners answer a sender with their id
 //	take         offers of a new item: one taker of the queue group answers
 //	who          census: every receiver attached answers (Attached)
@@ -70,9 +71,11 @@
 // flags, CRC-32C, offset) and up to 256 KiB of data, then an end frame that
 // carries the item's length. The offset lets a receiver see gaps,
 // duplicates and reordering; the checksum sees damage; the end frame tells
-// a finished item from one whose sender vanished. A receiver that meets any
-// of these exits with an error (ItemError) rather than hand over a broken
-// item as whole. A gap in a kept item is first taken for the receiver's own
+// a finished item from one whose sender vanished. A frame the receiver
+// already has is skipped (a frame sent again after a lost connection is
+// one); a live gap is first asked for again (see "Reconnecting"); damage,
+// and a gap that stays, make the receiver exit with an error (ItemError)
+// rather than hand over a broken item as whole. A gap in a kept item is first taken for the receiver's own
 // loss (frames in flight when its link stalled): it reads the item again
 // from the store, skipping what it has; only a gap the store itself holds
 // breaks the item.
@@ -178,8 +181,40 @@
 // one item by id. A stored frame that the satellite holds but does not
 // deliver for FailoverWait makes the receiver read the item again; every
 // wait of a receiver is bounded. A silent satellite (paused, electing
-// leaders) proves nothing about a peer. Clients do not reconnect: a
-// connection lost mid-item is an error, never a silent gap.
+// leaders) proves nothing about a peer.
+//
+// # Reconnecting
+//
+// On a connection that reconnects (nats.go's AllowReconnect; 'skypipe
+// --reconnect DUR', which closes it after DUR of trying), a lost connection
+// is not an error: Send and Receive say "reconnecting" (WithNotice) and
+// resume once it is back, to the same satellite restarted on its store or
+// to another member of a cluster; on one that does not, it fails them with
+// ErrDisconnected, as before.
+//
+//   - Live: frames in flight when a connection went are lost. Once back, a
+//     sender sends its item again from the least any receiver took in (its
+//     ring holds those bytes), and each receiver asks its senders, on
+//     item.<item> (Resend), to send again from the next byte it expects;
+//     receivers skip what they have by offset. A frame past a gap is
+//     dropped and the gap asked for again; a gap still open after
+//     Config.ResendWait breaks the item. Publishes and flushes that fail
+//     while the connection is down lose only what is sent again.
+//   - Kept: a sender gives every kept frame a Nats-Msg-Id and a reply
+//     subject of its own, and holds a copy until the satellite confirms it;
+//     once back it publishes the unconfirmed ones again, and the stream
+//     drops those it had. Frames it published meanwhile may be stored
+//     before them: a claim's reader holds frames past a gap (up to
+//     StoreWindow of them) until the gap fills, so the loop gets them in
+//     order (reorder.go); a gap that does not fill reaches the loop, which
+//     reads the item again. A draining receiver asks its lost pulls again;
+//     time with the connection down does not count against FailoverWait,
+//     nor against AckTimeout for a sender.
+//   - Presence: a peer found gone (no responders, or two silent probes) is
+//     given Config.Reconnect to come back, by receivers (the item's sender)
+//     and senders (an attached receiver, which holds the sender's pace
+//     meanwhile) whose own connection reconnects. Found gone is said at
+//     once; only then is the item broken, or the rest of it kept.
 //
 // # Store limits and clusters
 //

@@ -131,3 +131,64 @@ func TestDialWaitsForASlowHandshake(t *testing.T) {
 	}
 	nc.Close()
 }
+
+// With Reconnect, a connection cut for less than the bound comes back by
+// itself; one cut for longer is closed once the bound has passed, so that
+// whoever uses it fails rather than waits on. Without it, a cut closes the
+// connection at once.
+func TestDialReconnectsWithinItsBound(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, Authorization: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	l, err := link.Start(srv.Addr().String(), link.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ep := Endpoint{URL: "nats://" + l.Addr(), Token: "tok"}
+	waitUntil := func(what string, limit time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not %s within %v", what, limit)
+			}
+			time.Sleep(20 * time.Millisecond) // polling a condition, not a pause to pass
+		}
+	}
+
+	ep.Reconnect = 3 * time.Second
+	nc, err := Dial(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	l.Cut(500 * time.Millisecond)
+	waitUntil("reconnected", 10*time.Second, func() bool { return nc.IsConnected() && nc.Stats().Reconnects >= 1 })
+
+	l.Cut(time.Minute)
+	start := time.Now()
+	waitUntil("closed", 20*time.Second, nc.IsClosed)
+	if took := time.Since(start); took < ep.Reconnect {
+		t.Fatalf("closed after %v, before its bound of %v", took, ep.Reconnect)
+	}
+
+	l2, err := link.Start(srv.Addr().String(), link.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	nc2, err := Dial(Endpoint{URL: "nats://" + l2.Addr(), Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	l2.Reset()
+	waitUntil("closed", 10*time.Second, nc2.IsClosed)
+}
