@@ -239,6 +239,21 @@ func (cl *claimer) deleteConsumer(ctx context.Context, name string) {
 	})
 }
 
+// errClaimGone: the consumer that held a claim is gone without a word
+// (the satellite restarted on its store); the item may be claimed again.
+var errClaimGone = fmt.Errorf("%w: its consumer is gone", ErrClaimLost)
+
+// consumerGone tells whether a claim's consumer no longer exists.
+func (cl *claimer) consumerGone(c *claim) (bool, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, cl.cfg.APITimeout)
+	defer cancel()
+	_, err := cl.js.JS.Consumer(ctx, cl.s.Stream, c.consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
 // reread replaces a claim's consumer with a new one, which delivers the
 // item again from its head: frames the reader lost (in flight when its
 // link stalled, say) come again, and the loop skips what it has. (A
@@ -336,6 +351,7 @@ func (cl *claimer) read(c *claim) {
 			inFlight = 0
 			continue
 		}
+		heardBefore := lastHeard
 		lastHeard = time.Now()
 		switch jsapi.Status(m) {
 		case "":
@@ -344,6 +360,24 @@ func (cl *claimer) read(c *claim) {
 				return
 			}
 		case jsapi.StatusHeartbeat:
+		case jsapi.StatusNoResponse:
+			// Nobody serves the pull: the claim's consumer is gone (a
+			// satellite restarted on its store keeps no claims) or, in
+			// a cluster, is between leaders. Gone: the loop claims the
+			// item anew and reads it again. Else ask again, a little
+			// later; FailoverWait bounds it (this is not news).
+			lastHeard = heardBefore
+			if gone, err := cl.consumerGone(c); err == nil && gone {
+				cl.post(event{kind: evReadFailed, item: c.item, cl: c, err: errClaimGone})
+				return
+			}
+			select {
+			case <-time.After(cl.cfg.FailoverRetry):
+			case <-c.ctx.Done():
+				return
+			}
+			left += uint64(inFlight)
+			inFlight = 0
 		case jsapi.StatusConflict:
 			if m.Header.Get("Description") == "Consumer Deleted" {
 				cl.post(event{kind: evReadFailed, item: c.item, cl: c, err: fmt.Errorf("%w: its consumer was deleted", ErrClaimLost)})

@@ -209,7 +209,10 @@
 //     order (reorder.go); a gap that does not fill reaches the loop, which
 //     reads the item again. A draining receiver asks its lost pulls again;
 //     time with the connection down does not count against FailoverWait,
-//     nor against AckTimeout for a sender.
+//     nor against AckTimeout for a sender. A pull nobody serves whose
+//     consumer is gone (a satellite restarted on its store keeps no
+//     claims) makes the receiver claim the item again and read it from its
+//     head, skipping what it wrote (unless another took it meanwhile).
 //   - Presence: a peer found gone (no responders, or two silent probes) is
 //     given Config.Reconnect to come back, by receivers (the item's sender)
 //     and senders (an attached receiver, which holds the sender's pace

@@ -522,6 +522,9 @@ func (r *receiver) handle(ctx context.Context, ev event) error {
 		if it == nil || it.claim != ev.cl || !it.open() {
 			return nil // a reader stopped on purpose
 		}
+		if errors.Is(ev.err, errClaimGone) {
+			return r.reread(ctx, it, ev.err) // claimed anew, unless another took it
+		}
 		return r.broken(ctx, it, ev.err)
 	case evKept:
 		<-r.claims.slots

@@ -264,3 +264,41 @@ func TestAKeptItemIsDrainedWholeAcrossALostConnection(t *testing.T) {
 		})
 	}
 }
+
+// A receiver draining a kept item rides out a satellite restarted on its
+// store: the restart drops its claim (the consumer), so it claims the item
+// again and reads it from its head, skipping what it wrote; the item comes
+// out whole, once, and leaves the pipe.
+func TestAKeptItemIsDrainedWholeAcrossASatelliteRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(srv.URL(), "nats://")
+	sat := &satellite{t: t, srv: srv, cfg: fastConfig()}
+	t.Cleanup(func() { sat.srv.Shutdown() })
+	ctx := testCtx(t)
+	data := payload(24<<20, 14)
+	if _, err := New(reconnecting(t, srv.URL()), WithConfig(sat.cfg)).Send(ctx, "drain", bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	var said notices
+	rc := New(reconnecting(t, srv.URL()), WithConfig(sat.cfg), WithNotice(said.add))
+	r := sat.receive(ctx, rc, "drain", ReceiveOptions{})
+	eventually(t, "a first part out", func() bool { return r.out.Len() > 2<<20 })
+	srv.Shutdown()
+	if sat.srv, err = embedded.Start(embedded.Config{Listen: addr, StoreDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.wait(t); err != nil {
+		t.Fatalf("receive: %v (notices %q)", err, said.String())
+	}
+	if got := r.out.String(); got != string(data) {
+		t.Fatalf("got %d bytes, want the %d kept", len(got), len(data))
+	}
+	if !strings.Contains(said.String(), "reconnected to the satellite") {
+		t.Fatalf("the receiver's notices do not say it reconnected: %q", said.String())
+	}
+	sat.kept(ctx, "drain", 0)
+}
