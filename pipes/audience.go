@@ -129,11 +129,24 @@ func (a *audience) departed(at, sent uint64, taker bool) {
 	a.keep.due = true
 }
 
-// slowest is the position of the slowest attached receiver.
+// paces tells whether m holds the sender back. A receiver given time to
+// come back does, if the bytes it misses would be lost to the item: the
+// taker, or a listener of an item nobody took. A listener beside a taker
+// does not: it gets what goes by live, and what goes by while it is away
+// it finds missing when it asks for it again.
+func (a *audience) paces(m *member) bool {
+	return m.lost.IsZero() || m.taker || !a.taken
+}
+
+// slowest is the position of the slowest attached receiver that paces the
+// sender.
 func (a *audience) slowest() (uint64, bool) {
 	var lo uint64
 	first := true
 	for _, m := range a.members {
+		if !a.paces(m) {
+			continue
+		}
 		if first || m.acked < lo {
 			lo, first = m.acked, false
 		}
@@ -160,10 +173,6 @@ func (a *audience) spare(rid string, now time.Time, grace time.Duration) bool {
 	return true
 }
 
-// lowestTaken is the least that any attached receiver took in: what a
-// sender whose frames may have been lost sends again from.
-func (a *audience) lowestTaken() (uint64, bool) { return a.slowest() }
-
 // restart gives every receiver a fresh IdleProbe before it is probed:
 // after a lost connection, nobody's silence means anything yet.
 func (a *audience) restart(now time.Time) {
@@ -173,11 +182,11 @@ func (a *audience) restart(now time.Time) {
 }
 
 // unfinished counts the receivers that have not written out the end of an
-// item of length n.
+// item of length n, but those that do not pace the sender.
 func (a *audience) unfinished(n uint64) int {
 	pending := 0
 	for _, m := range a.members {
-		if m.wrote <= n {
+		if m.wrote <= n && a.paces(m) {
 			pending++
 		}
 	}

@@ -41,7 +41,10 @@ type claim struct {
 	// leader may change under the reader.
 	replicated bool
 	lastSeq    uint64 // stream sequence of the last frame taken
-	rereads    int    // times its frames were read again after a loss
+	// storedAt: when the satellite stored the last frame taken (its
+	// clock), zero if it did not say.
+	storedAt time.Time
+	rereads  int // times its frames were read again after a loss
 }
 
 // claimer takes kept items for one receiver: it finds them, claims them

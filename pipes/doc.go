@@ -185,8 +185,9 @@
 //
 // # Reconnecting
 //
-// On a connection that reconnects (nats.go's AllowReconnect; 'skypipe
-// --reconnect DUR', which closes it after DUR of trying), a lost connection
+// On a connection that reconnects (nats.go's AllowReconnect; the CLI's
+// connections do, closed after 'skypipe --reconnect DUR' of trying, two
+// minutes by default), a lost connection
 // is not an error: Send and Receive say "reconnecting" (WithNotice) and
 // resume once it is back, to the same satellite restarted on its store or
 // to another member of a cluster; on one that does not, it fails them with
@@ -216,8 +217,9 @@
 //   - Presence: a peer found gone (no responders, or two silent probes) is
 //     given Config.Reconnect to come back, by receivers (the item's sender)
 //     and senders (an attached receiver, which holds the sender's pace
-//     meanwhile) whose own connection reconnects. Found gone is said at
-//     once; only then is the item broken, or the rest of it kept.
+//     meanwhile) whose own connection reconnects: a killed peer and one
+//     cut off look the same from here. Found gone and back are said at
+//     once; only after Reconnect is the item broken, or the rest kept.
 //
 // # Store limits and clusters
 //
@@ -256,6 +258,8 @@
 //	claimer      the receiver's kept items: finding, claiming (ahead, for a
 //	             follower), reading them through one pull inbox each, and
 //	             removing the finished ones behind the loop
+//	reorder      a claim's reader's frames put back in offset order when a
+//	             lost connection stored them out of order
 //	prober       presence probes of peers, for senders and receivers alike
 //
 // A Read of the sender's input that blocks is the only goroutine that may

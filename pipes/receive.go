@@ -514,6 +514,8 @@ func (r *receiver) handle(ctx context.Context, ev event) error {
 			it.peer, it.seen = peerHeard, time.Now()
 			if ev.gone {
 				it.peer = peerGone
+			} else {
+				r.senderBack(it)
 			}
 		}
 		return nil
@@ -599,10 +601,7 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 	}
 	it.seen, it.peer = time.Now(), peerHeard
 	r.last = it.seen
-	if !it.lostAt.IsZero() {
-		it.lostAt = time.Time{}
-		r.c.noticef("the sender of item %s is back", id)
-	}
+	r.senderBack(it)
 	if it.state == itemReading {
 		if f.Offset < it.next && !f.End() {
 			// Sent again after a lost connection: skip what is here.
@@ -697,6 +696,7 @@ func (r *receiver) handleKept(ctx context.Context, it *inItem, ev event, f wire.
 	cl := it.claim
 	it.seen, it.peer = time.Now(), peerHeard
 	r.last = it.seen
+	r.senderBack(it)
 	if !cl.caughtUp && ev.more == 0 {
 		// The kept part is read; a follower takes the next item meanwhile.
 		cl.caughtUp = true
@@ -753,6 +753,9 @@ func (r *receiver) took(it *inItem, ev event) error {
 		cl.acks = append(cl.acks, ev.msg.Reply)
 	}
 	cl.lastSeq = max(cl.lastSeq, ev.seq)
+	if md, err := ev.msg.Metadata(); err == nil && md.Timestamp.After(cl.storedAt) {
+		cl.storedAt = md.Timestamp
+	}
 	return nil
 }
 
@@ -985,14 +988,17 @@ func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
 				}
 				continue
 			}
-			if it.claim == nil && r.c.reconnects() && r.cfg.Reconnect > 0 {
+			if r.c.reconnects() && r.cfg.Reconnect > 0 {
 				// Its connection may be being re-established: give it
 				// Reconnect to come back and send the item on.
-				if it.lostAt.IsZero() {
+				first := it.lostAt.IsZero()
+				if first {
 					it.lostAt = now
-					r.c.noticef("the sender of item %s does not answer; waiting up to %v for it to come back", it.id, r.cfg.Reconnect)
 				}
-				if now.Sub(it.lostAt) < r.cfg.Reconnect {
+				if left := r.graceLeft(it, now); left > 0 {
+					if first {
+						r.c.noticef("the sender of item %s does not answer; waiting up to %v for it to come back", it.id, left.Round(time.Second))
+					}
 					it.peer, it.seen = peerHeard, now
 					continue
 				}
@@ -1009,6 +1015,29 @@ func (r *receiver) checkSenders(ctx context.Context, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// graceLeft is how much longer the sender of it, found gone at it.lostAt,
+// may take to come back: Config.Reconnect from when it went. For a kept
+// item that is from the last frame the satellite stored, if earlier: a
+// sender that stopped storing longer ago than that (its partial item left
+// behind by a crash) is past its bound already and not waited for. (That
+// compares the satellite's clock with this one's; a skew between them
+// shortens or lengthens the wait by as much.)
+func (r *receiver) graceLeft(it *inItem, now time.Time) time.Duration {
+	since := it.lostAt
+	if it.claim != nil && !it.claim.storedAt.IsZero() && it.claim.storedAt.Before(since) {
+		since = it.claim.storedAt
+	}
+	return r.cfg.Reconnect - now.Sub(since)
+}
+
+// senderBack notes that the sender of it answered again.
+func (r *receiver) senderBack(it *inItem) {
+	if !it.lostAt.IsZero() {
+		it.lostAt = time.Time{}
+		r.c.noticef("the sender of item %s is back", it.id)
+	}
 }
 
 // quiet confirms that nothing more of an item is on its way: no live frame

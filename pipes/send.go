@@ -526,23 +526,36 @@ func (snd *sender) drain() {
 		switch cm.Kind {
 		case ctlReconnected:
 			// Frames in flight when the connection went may be lost:
-			// send again what no receiver is known to have taken in.
+			// send again from the least any attached receiver took in.
 			snd.aud.restart(now)
-			if from, ok := snd.aud.lowestTaken(); ok {
+			if from, ok := snd.aud.slowest(); ok {
 				snd.resend(from)
 			}
 		case wire.Resend:
 			if m := snd.aud.members[cm.RID]; m != nil {
+				if !m.lost.IsZero() {
+					snd.c.noticef("the receiver of item %s that did not answer is back", snd.item)
+				}
 				m.lost = time.Time{}
 				snd.resend(cm.Offset)
 			}
 		case ctlDead:
+			m := snd.aud.members[cm.RID]
+			first := m != nil && m.lost.IsZero()
 			if snd.c.reconnects() && snd.aud.spare(cm.RID, now, snd.cfg.Reconnect) {
+				if first {
+					snd.c.noticef("a receiver of item %s does not answer; waiting up to %v for it to come back", snd.item, snd.cfg.Reconnect)
+				}
 				continue
 			}
 			snd.aud.apply(cm, snd.offset, now)
 		default:
+			m := snd.aud.members[cm.RID]
+			lost := m != nil && !m.lost.IsZero()
 			snd.aud.apply(cm, snd.offset, now)
+			if lost && m.lost.IsZero() {
+				snd.c.noticef("the receiver of item %s that did not answer is back", snd.item)
+			}
 		}
 	}
 }

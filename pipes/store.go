@@ -301,6 +301,8 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 	n, perr := strconv.ParseUint(wire.LastToken(m.Subject), 10, 64)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// At most StoreWindow frames, confirmed mostly in order: the first
+	// is nearly always the one.
 	i := slices.IndexFunc(w.unconfirmed, func(f pendingFrame) bool { return f.n == n })
 	if perr != nil || i < 0 {
 		return // confirmed before: a frame published again, or a late answer

@@ -47,7 +47,7 @@ type Globals struct {
 	Context   string           `help:"Connect as the natscli context NAME says ($XDG_CONFIG_HOME/nats/context/NAME.json: URL, token, user, creds, nkey, TLS); --url and --creds override it." env:"SKYPIPE_CONTEXT" group:"connection" placeholder:"NAME"`
 	TLSCA     string           `name:"tls-ca" help:"Trust only this CA certificate (PEM) for the satellite's TLS certificate." env:"SKYPIPE_TLS_CA" group:"connection" type:"path" placeholder:"FILE"`
 	JSDomain  string           `name:"js-domain" help:"Use the JetStream of this domain, e.g. from a leaf node of a hub whose JetStream runs in a domain (a natscli context's jetstream_domain otherwise)." env:"SKYPIPE_JS_DOMAIN" group:"connection" placeholder:"DOMAIN"`
-	Reconnect time.Duration    `help:"Send and receive: when the connection to the satellite is lost (a network cut, a satellite restarted on its store), try again for this long and resume the live items under way, e.g. 2m; 0 fails at once." default:"0s" env:"SKYPIPE_RECONNECT" group:"connection" placeholder:"DUR"`
+	Reconnect time.Duration    `help:"Send and receive: when the connection to the satellite is lost (a network cut, a satellite restarted on its store), try again for this long and resume the live items under way, e.g. 2m; 0 fails at once." default:"2m" env:"SKYPIPE_RECONNECT" group:"connection" placeholder:"DUR"`
 	Quiet     bool             `short:"q" help:"Say nothing of what is happening: no waiting line, progress or summary on a terminal, no note of a local satellite started. Errors still print." env:"SKYPIPE_QUIET"`
 	Version   kong.VersionFlag `help:"Print the version and exit."`
 	Man       manFlag          `help:"Print the man page (roff) and exit: skypipe --man > skypipe.1."`
