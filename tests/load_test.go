@@ -335,6 +335,9 @@ func scriptEnv(ts *testscript.TestScript) []string {
 	for _, k := range []string{"PATH", "HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "SKYPIPE_URL"} {
 		env = append(env, k+"="+ts.Getenv(k))
 	}
+	if v := ts.Getenv("SKYPIPE_RECONNECT"); v != "" { // a bound the script set
+		env = append(env, "SKYPIPE_RECONNECT="+v)
+	}
 	return env
 }
 
