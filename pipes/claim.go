@@ -638,7 +638,11 @@ func (cl *claimer) cleaner(ctx context.Context, jobs <-chan cleanupJob) {
 		} else if err = cl.ackAll(cctx, job.acks); err != nil {
 			err = cl.c.purgeItem(cctx, cl.s, job.item)
 		}
-		if derr := cl.js.JS.DeleteConsumer(cctx, cl.s.Stream, job.consumer); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) && err == nil {
+		if err == nil && !job.byPurge {
+			// The item is removed: the claim holds nothing, and nobody
+			// waits for it to go (DropConsumer).
+			err = cl.js.DropConsumer(cl.s.Stream, job.consumer)
+		} else if derr := cl.js.JS.DeleteConsumer(cctx, cl.s.Stream, job.consumer); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) && err == nil {
 			err = fmt.Errorf("dropping the claim on item %s: %w", job.item, derr)
 		}
 		cancel()

@@ -67,6 +67,20 @@ func TestKeptItemsComeOutInOrderOnePerReceiver(t *testing.T) {
 		}
 	}
 	sat.kept(ctx, "files", 0)
+	// Each receiver dropped its claim (without waiting for the answer):
+	// no consumer stays behind.
+	js, err := sat.client().jetstream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.JS.Stream(ctx, wire.NewSubjects("files").Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "no claim left on the pipe", func() bool {
+		info, err := st.Info(ctx)
+		return err == nil && info.State.Consumers == 0
+	})
 }
 
 func TestFollowerDrainsManyKeptItemsWithClaimsAhead(t *testing.T) {

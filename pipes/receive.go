@@ -282,9 +282,11 @@ func (r *receiver) run(ctx context.Context) error {
 		return err
 	}
 	r.alive = alive
-	if err := r.c.nc.FlushTimeout(r.cfg.APITimeout); err != nil {
-		return fmt.Errorf("attaching to pipe %q: %w", r.s.Name, err)
-	}
+	// No flush before looking in the store: a satellite handles a
+	// connection's messages in order, so these subscriptions are in
+	// place before the lookup that follows them is answered (and a
+	// cluster's other members learn of them later either way). That is a
+	// round trip less before a kept item comes out.
 	if err := r.claimNext(ctx); err != nil {
 		return err
 	}
@@ -1238,6 +1240,8 @@ func (r *receiver) close(ctx context.Context) error {
 	}
 	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Leave, 0, r.rid)
 	_ = r.c.nc.Publish(r.s.Join(), r.ctlBuf)
-	_ = r.c.nc.FlushTimeout(r.cfg.ProbeTimeout)
+	// Not waited for: the connection's flusher sends it, or its Close
+	// (which flushes first). Waiting would cost a round trip after the
+	// data is out.
 	return err
 }

@@ -156,6 +156,16 @@ func (a *API) request(ctx context.Context, subject string, req any, resp any) er
 	return decode(msg.Data, resp)
 }
 
+// DropConsumer asks for a consumer's deletion and does not wait for the
+// answer: where nothing depends on it (a claim dropped once its item is
+// removed), that is one round trip less before a receiver exits. The
+// request leaves with the connection's next flush, or its Close. If it is
+// lost (the connection dies first), the consumer stays, holding nothing,
+// until 'skypipe rm' of its pipe.
+func (a *API) DropConsumer(stream, name string) error {
+	return a.NC.Publish(a.Prefix+"CONSUMER.DELETE."+stream+"."+name, nil)
+}
+
 // decode reads a JetStream API answer into resp, returning its error.
 func decode(data []byte, resp any) error {
 	if resp == nil && len(data) > 1 && data[0] == '{' && data[len(data)-1] == '}' && !bytes.Contains(data, []byte(`"error"`)) {
