@@ -392,10 +392,22 @@ func (c *Client) count(ctx context.Context, pipes ...wire.Subjects) ([]int, erro
 	return n, nil
 }
 
-// censusWindow waits while receivers answer a census: Config.CensusWindow,
-// or until cut says nobody is there to answer.
+// censusWindow waits while receivers answer a census published just
+// before, or until cut says nobody is there to answer. It first waits for
+// the satellite to have the census (a flush: one round trip of this
+// connection, rtt), then Config.CensusWindow and rtt more: a receiver
+// across a link like this one answers a round trip after the satellite
+// passed the census on. On loopback that is CensusWindow; across a 200 ms
+// link about 500 ms.
 func (c *Client) censusWindow(ctx context.Context, cut <-chan struct{}) error {
-	window := time.NewTimer(c.cfg.CensusWindow)
+	start := time.Now()
+	fctx, cancel := context.WithTimeout(ctx, c.cfg.APITimeout)
+	err := c.nc.FlushWithContext(fctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("counting receivers: %w", err)
+	}
+	window := time.NewTimer(c.cfg.CensusWindow + time.Since(start))
 	defer window.Stop()
 	select {
 	case <-window.C:

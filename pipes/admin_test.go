@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/skypipe/skypipe/internal/wire"
 )
 
@@ -216,5 +218,42 @@ func TestCountAsksEveryPipeInOneWindow(t *testing.T) {
 	}
 	if n, err := c.Attached(ctx, "nobody-here"); err != nil || n != 0 {
 		t.Fatalf("Attached of a pipe with nobody: %d, %v", n, err)
+	}
+}
+
+// A census counts a receiver across a slow link (200 ms RTT) when it is
+// taken across a link like it: the window opens once the satellite has the
+// census and lasts a round trip more, for the receiver's answer.
+func TestACensusAcrossAWANCountsAReceiverAcrossIt(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	p := sat.linkTo(t)
+	p.SetRTT(200 * time.Millisecond)
+	far := func() *Client {
+		nc, err := nats.Connect("nats://"+p.Addr(), nats.NoReconnect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return New(nc, WithConfig(sat.cfg))
+	}
+	r := sat.receive(ctx, far(), "far", ReceiveOptions{})
+	counter := far()
+	eventually(t, "the receiver across the link counted by a census across it", func() bool {
+		n, err := counter.Attached(ctx, "far")
+		return err == nil && n == 1
+	})
+	list, err := counter.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != "far" || list[0].Receivers != 1 {
+		t.Fatalf("List across the link = %+v; want pipe far with its receiver", list)
+	}
+	if _, err := sat.client().Send(ctx, "far", strings.NewReader("done\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.wait(t); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -43,7 +43,9 @@ type Config struct {
 	// roll call; with none the item is kept.
 	RollCallTimeout time.Duration
 	// CensusWindow is how long List and Attached collect receivers'
-	// answers to a census: the count is of those that answer within it.
+	// answers to a census, once the satellite has it, beyond one round
+	// trip of their own connection: the count is of those that answer
+	// within it.
 	CensusWindow time.Duration
 	// Tick is how often a receiver looks at the time: timeouts, quiet
 	// senders, stalled lines. A receiver with nothing in flight (no item,
