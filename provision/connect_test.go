@@ -85,23 +85,7 @@ func TestTokensArePrivate(t *testing.T) {
 func TestDialWaitsForASlowHandshake(t *testing.T) {
 	// The server's own bound on a client's CONNECT (2 s by default) is
 	// not what this test is about: it gets room.
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
-		Authorization: "tok", AuthTimeout: 30,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	slow, err := link.Start(srv.Addr().String(), link.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	srv, slow := serverBehindLink(t, 30)
 	// INFO comes after one delay and PONG after a second: the handshake
 	// takes longer than dialTimeout.
 	delay := dialTimeout/2 + 500*time.Millisecond
@@ -137,20 +121,7 @@ func TestDialWaitsForASlowHandshake(t *testing.T) {
 // whoever uses it fails rather than waits on. Without it, a cut closes the
 // connection at once.
 func TestDialReconnectsWithinItsBound(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, Authorization: "tok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	l, err := link.Start(srv.Addr().String(), link.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	srv, l := serverBehindLink(t, 0)
 	ep := Endpoint{URL: "nats://" + l.Addr(), Token: "tok"}
 	waitUntil := func(what string, limit time.Duration, cond func() bool) {
 		t.Helper()
@@ -191,4 +162,29 @@ func TestDialReconnectsWithinItsBound(t *testing.T) {
 	defer nc2.Close()
 	l2.Reset()
 	waitUntil("closed", 10*time.Second, nc2.IsClosed)
+}
+
+// serverBehindLink starts a NATS server (token "tok"; authTimeout in
+// seconds, 0 for the server's own) and an emulated link in front of it,
+// both stopped when the test ends.
+func serverBehindLink(t *testing.T, authTimeout float64) (*server.Server, *link.Proxy) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		Authorization: "tok", AuthTimeout: authTimeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	l, err := link.Start(srv.Addr().String(), link.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return srv, l
 }
