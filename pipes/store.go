@@ -148,9 +148,15 @@ type storeWriter struct {
 	// unconfirmed are the frames published and not yet confirmed, in the
 	// order they went out; sent numbers the frames.
 	unconfirmed []pendingFrame
-	sent        uint64
-	progress    time.Time // the last confirmation, or the first frame after none pending
-	err         error
+	// spare are the copies of confirmed frames (retain), reused for the
+	// next ones: a sender storing at a few hundred MB/s would otherwise
+	// make a 256 KiB copy per frame for the collector, and its heap goal,
+	// twice what it holds, took its RSS from 18 to 59 MiB (a 1 GiB item).
+	// Never more than StoreWindow copies exist.
+	spare    [][]byte
+	sent     uint64
+	progress time.Time // the last confirmation, or the first frame after none pending
+	err      error
 
 	stop      chan struct{}
 	connected chan nats.Status // retain: the connection is back
@@ -307,6 +313,9 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 	if perr != nil || i < 0 {
 		return // confirmed before: a frame published again, or a late answer
 	}
+	if d := w.unconfirmed[i].data; d != nil {
+		w.spare = append(w.spare, d) // nats.go copied it when it was published
+	}
 	w.unconfirmed = slices.Delete(w.unconfirmed, i, i+1)
 	w.progress = time.Now()
 	if err != nil && w.err == nil {
@@ -337,7 +346,7 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 	w.sent++
 	f := pendingFrame{n: w.sent}
 	if w.retain {
-		f.id, f.data = msgID(w.item, false, buf), slices.Clone(buf)
+		f.id, f.data = msgID(w.item, false, buf), w.copyOf(buf)
 	}
 	w.unconfirmed = append(w.unconfirmed, f)
 	w.mu.Unlock()
@@ -351,6 +360,17 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 		return fmt.Errorf("storing in pipe %q: %w", w.s.Name, err)
 	}
 	return nil
+}
+
+// copyOf copies a frame into a spare copy if one is there; w.mu is held.
+func (w *storeWriter) copyOf(buf []byte) []byte {
+	if n := len(w.spare); n > 0 {
+		d := w.spare[n-1]
+		w.spare[n-1] = nil
+		w.spare = w.spare[:n-1]
+		return append(d[:0], buf...)
+	}
+	return slices.Clone(buf)
 }
 
 func (w *storeWriter) writeHead(ctx context.Context, buf []byte) error {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
 // TestKeptItemsShareOneConfirmationSubscription: a Client keeps item after
@@ -73,5 +75,68 @@ func TestConcurrentKeptItemsGetTheirOwnConfirmations(t *testing.T) {
 		if !bytes.Equal([]byte(r.out.String()), data[i]) {
 			t.Fatalf("receiver %d: %d bytes, not the %d sent", i, r.out.Len(), len(data[i]))
 		}
+	}
+}
+
+// TestAKeptSenderReusesItsCopiesOfConfirmedFrames: a sender whose
+// connection reconnects keeps a copy of each frame until the satellite
+// confirms it (to publish it again after a lost connection), and reuses
+// the copies of confirmed frames for the next ones: never more than
+// StoreWindow copies, however long the item, and the item stored from
+// the copies is whole.
+func TestAKeptSenderReusesItsCopiesOfConfirmedFrames(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	c := New(reconnecting(t, sat.srv.URL()), WithConfig(sat.cfg))
+	s, err := checkName("copies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.newStoreWriter(s, "item1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	if !w.retain {
+		t.Fatal("a reconnecting connection's writer keeps no copies")
+	}
+	const size = 16 << 10 // the size of a frame does not matter here
+	frames := 4 * sat.cfg.StoreWindow
+	data := payload(frames*size, 7)
+	var head [wire.HeaderLen]byte
+	if err := w.write(ctx, wire.Seal(head[:], 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, wire.HeaderLen+size)
+	for off := 0; off < len(data); off += size {
+		copy(buf[wire.HeaderLen:], data[off:off+size])
+		if err := w.write(ctx, wire.Seal(buf, 0, uint64(off))); err != nil {
+			t.Fatal(err)
+		}
+		w.mu.Lock()
+		copies := len(w.spare) + len(w.unconfirmed)
+		w.mu.Unlock()
+		if copies > sat.cfg.StoreWindow {
+			t.Fatalf("after frame %d: %d copies held, more than StoreWindow %d", off/size, copies, sat.cfg.StoreWindow)
+		}
+	}
+	if err := w.write(ctx, wire.EndFrame(0, uint64(len(data)))); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	spare := len(w.spare)
+	w.mu.Unlock()
+	if spare == 0 {
+		t.Fatal("no copy of a confirmed frame was kept for reuse")
+	}
+	var got bytes.Buffer
+	if _, err := sat.client().Receive(ctx, "copies", &got, ReceiveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("got %d bytes, want the %d stored", got.Len(), len(data))
 	}
 }
