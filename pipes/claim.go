@@ -286,9 +286,9 @@ func (cl *claimer) reread(ctx context.Context, c *claim) (*claim, error) {
 // the claim is stopped. It asks exactly for the frames the satellite held
 // at the claim (a pull asking for more than there are makes the satellite
 // look for them through every later message of the stream, which for a
-// pipe of n kept items would make draining them cost n²), two pulls at a
-// time, then, if the item's end was not among them (its sender is still
-// sending), for frames as they come.
+// pipe of n kept items would make draining them cost n²), as many pulls
+// at a time as its pullWindow allows, then, if the item's end was not
+// among them (its sender is still sending), for frames as they come.
 func (cl *claimer) read(c *claim) {
 	ord := reorder{limit: cl.cfg.StoreWindow}
 	// deliver hands a pulled frame to the loop, in order with the others
@@ -313,16 +313,18 @@ func (cl *claimer) read(c *claim) {
 		lastHeard = time.Now()
 		wait      = cl.cfg.KeptPullWait
 		batch     = cl.cfg.KeptPullMsgs
+		window    = newPullWindow(cl.cfg)
 	)
 	for {
-		// Two pulls out while frames are known to be stored; one at a
-		// time for an item still being sent.
-		for (left > 0 && inFlight < 2*batch) || inFlight == 0 {
+		// The window's pulls out while frames are known to be stored;
+		// one at a time for an item still being sent.
+		for (left > 0 && inFlight < window.frames(batch)) || inFlight == 0 {
 			n := batch
 			if left > 0 {
 				n = int(min(left, uint64(batch)))
 				left -= uint64(n)
 			}
+			window.asking(time.Now(), inFlight)
 			inFlight += n
 			// A pull lost with a connection that is being re-established
 			// is asked again when nothing comes (below).
@@ -332,6 +334,7 @@ func (cl *claimer) read(c *claim) {
 			}
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, wait)
+		asked := time.Now()
 		m, err := c.pull.Next(ctx)
 		cancel()
 		if c.ctx.Err() != nil {
@@ -358,6 +361,7 @@ func (cl *claimer) read(c *claim) {
 		lastHeard = time.Now()
 		switch jsapi.Status(m) {
 		case "":
+			window.got(lastHeard, lastHeard.Sub(asked), left > 0)
 			inFlight = max(0, inFlight-1)
 			if !deliver(m) {
 				return
@@ -424,7 +428,7 @@ func (cl *claimer) postKept(c *claim, m *nats.Msg) bool {
 	}
 	if !cl.post(event{
 		kind: evKept, item: c.item, cl: c, msg: m,
-		seq: meta.Sequence.Stream, more: meta.NumPending,
+		seq: meta.Sequence.Stream, more: meta.NumPending, stored: meta.Timestamp,
 		head: m.Subject == cl.s.Head(c.item),
 	}) {
 		<-cl.slots
@@ -434,8 +438,20 @@ func (cl *claimer) postKept(c *claim, m *nats.Msg) bool {
 }
 
 // clearDead removes the claim on an item if the receiver holding it is
-// gone. It reports whether there is no live claim left.
-func (cl *claimer) clearDead(ctx context.Context, item string) (bool, error) {
+// gone. It reports whether there is no live claim left. Listing the
+// claims of a busy satellite can take long (every consumer of the stream,
+// with its state): a listing that times out is asked again, as any
+// JetStream call is, for up to FailoverWait (a -f receiver of a loaded
+// satellite died of one: faults/pipe_load_kept).
+func (cl *claimer) clearDead(ctx context.Context, item string) (free bool, err error) {
+	err = cl.js.Retry(ctx, func(ctx context.Context) error {
+		free, err = cl.clearDeadOnce(ctx, item)
+		return err
+	})
+	return free, err
+}
+
+func (cl *claimer) clearDeadOnce(ctx context.Context, item string) (bool, error) {
 	st, err := cl.js.JS.Stream(ctx, cl.s.Stream)
 	if err != nil {
 		return false, fmt.Errorf("looking at claims: %w", err)

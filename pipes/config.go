@@ -74,14 +74,21 @@ type Config struct {
 	// KeptPullMsgs is how many frames one pull of a kept item asks for,
 	// KeptPullBytes how many bytes a pull of an item still being sent,
 	// and KeptSlots how many kept frames may wait for the receiver's
-	// loop: together what bounds a draining receiver's memory. Two pulls
-	// are out at a time, so 2*KeptPullMsgs frames (2 MiB at 4) are on
-	// their way while KeptSlots wait: at 8 a pull the receiver's heap
-	// goal, twice what it holds, took its RSS 5-6 MiB over one pull of 16
-	// frames at a time, for no faster drain on loopback.
+	// loop: together what bounds a draining receiver's memory.
+	// KeptPullsOut pulls are out at a time at first, so
+	// KeptPullsOut*KeptPullMsgs frames (2 MiB at 2 and 4) are on their
+	// way while KeptSlots wait: at 8 a pull the receiver's heap goal,
+	// twice what it holds, took its RSS 5-6 MiB over one pull of 16 frames
+	// at a time, for no faster drain on loopback. A reader at least
+	// KeptPullPath away from the satellite that waits for frames doubles
+	// its pulls out, up to KeptPullsMax (8 MiB at 8: 40 MB/s across 200
+	// ms), see pullWindow.
 	KeptPullMsgs  int
 	KeptPullBytes int
 	KeptSlots     int
+	KeptPullsOut  int
+	KeptPullsMax  int
+	KeptPullPath  time.Duration
 	// KeptPullWait is how long a pull waits for frames of an item still
 	// being sent before it is asked again; a pull that gets no answer at
 	// all for FailoverWait loses the claim.
@@ -143,6 +150,9 @@ func DefaultConfig() Config {
 		KeptPullMsgs:   4,
 		KeptPullBytes:  4 << 20,
 		KeptSlots:      8,
+		KeptPullsOut:   2,
+		KeptPullsMax:   8,
+		KeptPullPath:   10 * time.Millisecond,
 		KeptPullWait:   2 * time.Second,
 		HeadBatch:      64,
 		AheadDepth:     4,

@@ -137,10 +137,13 @@
 // kept items by asking the stream for the messages on its pipe's h.* from a
 // sequence on (a batched direct get, with no consumer), skipping items
 // others hold. It pulls exactly the frames its claim found stored (the
-// consumer's pending count), two pulls of KeptPullMsgs at a time, since a
-// pull for more makes the satellite look through every later message of
-// the stream; only an item still being sent is pulled for more than is
-// there. All pulls of a claim go through one inbox that lives as long as
+// consumer's pending count), in pulls of KeptPullMsgs, since a pull for
+// more makes the satellite look through every later message of the
+// stream; only an item still being sent is pulled for more than is there.
+// KeptPullsOut pulls are out at a time; a reader across a long path
+// (KeptPullPath or more) that finds itself waiting for stored frames
+// doubles that, up to KeptPullsMax, so that a drain across a WAN is not
+// bound by one pull's round trip (pullwindow.go). All pulls of a claim go through one inbox that lives as long as
 // the claim, so a frame the satellite sent for a pull that ran out (its
 // link stalled) still arrives: nats.go's Fetch would drop it, and with the
 // claim's AckWait of a year it would never come again.

@@ -85,16 +85,17 @@ const (
 // event is what the receiver's loop reacts to, from its subscriptions, its
 // kept-item readers and its probes.
 type event struct {
-	kind eventKind
-	item string
-	msg  *nats.Msg
-	cl   *claim    // evKept, evReadFailed: the claim the reader serves
-	seq  uint64    // evKept: stream sequence
-	more uint64    // evKept: frames still pending in the store
-	head bool      // evKept: msg is the item's head
-	err  error     // evReadFailed
-	gone bool      // evProbed
-	at   time.Time // evOffer: when it came in
+	kind   eventKind
+	item   string
+	msg    *nats.Msg
+	cl     *claim    // evKept, evReadFailed: the claim the reader serves
+	seq    uint64    // evKept: stream sequence
+	more   uint64    // evKept: frames still pending in the store
+	stored time.Time // evKept: when the satellite stored it
+	head   bool      // evKept: msg is the item's head
+	err    error     // evReadFailed
+	gone   bool      // evProbed
+	at     time.Time // evOffer: when it came in
 }
 
 // itemState is where an incoming item stands. Each state allows the moves
@@ -755,8 +756,8 @@ func (r *receiver) took(it *inItem, ev event) error {
 		cl.acks = append(cl.acks, ev.msg.Reply)
 	}
 	cl.lastSeq = max(cl.lastSeq, ev.seq)
-	if md, err := ev.msg.Metadata(); err == nil && md.Timestamp.After(cl.storedAt) {
-		cl.storedAt = md.Timestamp
+	if ev.stored.After(cl.storedAt) {
+		cl.storedAt = ev.stored
 	}
 	return nil
 }

@@ -248,33 +248,40 @@ func (b *bench) wanLive(sat *wanSat, p *link.Proxy, rtt time.Duration, what stri
 	return wall, errorsOf(errs...)
 }
 
+// wanKeptRun is one store and drain of a kept item across the link: the
+// wall times, and the peak RSS of the sender and of the receiver.
+type wanKeptRun struct {
+	store, drain      time.Duration
+	sendRSS, drainRSS int64
+}
+
 // wanKept stores an input with nobody attached, then drains it, both
 // processes through the link.
-func (b *bench) wanKept(sat *wanSat, p *link.Proxy, rtt time.Duration, in wanInput) (store, drain time.Duration, err error) {
+func (b *bench) wanKept(sat *wanSat, p *link.Proxy, rtt time.Duration, in wanInput) (run wanKeptRun, err error) {
 	env := sat.env(b.w.env, p.Addr())
 	name := sat.pipeName("kept")
 	f, err := os.Open(in.path)
 	if err != nil {
-		return 0, 0, err
+		return run, err
 	}
 	defer f.Close()
 	send, err := startProc(env, f, nil, b.w.skypipe, "--send", name)
 	if err != nil {
-		return 0, 0, err
+		return run, err
 	}
 	if err := send.waitTimeout(caseTimeout); err != nil {
-		return 0, 0, err
+		return run, err
 	}
 	s := newSink(b.cfg.check)
 	recv, err := startProc(env, nil, s, b.w.skypipe, "--recv", name)
 	if err != nil {
-		return 0, 0, err
+		return run, err
 	}
 	if err := recv.waitTimeout(caseTimeout); err != nil {
-		return 0, 0, err
+		return run, err
 	}
 	b.verifySum(fmt.Sprintf("wan %v kept: the drained item is the stored one", rtt), s, in.size, in.sum)
-	return send.elapsed(), recv.elapsed(), nil
+	return wanKeptRun{send.elapsed(), recv.elapsed(), send.maxRSS(), recv.maxRSS()}, nil
 }
 
 // relayRun is one move through the TCP relay with a link of rtt in front
@@ -527,6 +534,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	p.SetRTT(rtt)
 
 	var relay, live, stores, drains []time.Duration
+	var sendRSS, drainRSS int64
 	for i := range cfg.repeat {
 		b.step("wan %v: TCP relay, live, kept %s, run %d of %d", rtt, sizeLabel(size), i+1, cfg.repeat)
 		_, r, err := b.relayRun(in, rtt, false)
@@ -539,11 +547,12 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 			return fmt.Errorf("live: %w", err)
 		}
 		live = append(live, l)
-		s, d, err := b.wanKept(sat, p, rtt, in)
+		k, err := b.wanKept(sat, p, rtt, in)
 		if err != nil {
 			return fmt.Errorf("kept: %w", err)
 		}
-		stores, drains = append(stores, s), append(drains, d)
+		stores, drains = append(stores, k.store), append(drains, k.drain)
+		sendRSS, drainRSS = max(sendRSS, k.sendRSS), max(drainRSS, k.drainRSS)
 	}
 	b.step("wan %v: fan-out 1 -> %d, %s", rtt, cfg.wanFanout, sizeLabel(fanSize))
 	fw, err := b.wanLive(sat, p, rtt, "fanout", fan, cfg.wanFanout)
@@ -568,6 +577,12 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	add(row{Case: "kept " + sz, RTT: rtt, Measure: "store: throughput", Value: mbps(size, medianOf(stores)), Unit: "MB/s", Base: base})
 	add(row{Case: "kept " + sz, RTT: rtt, Measure: "drain: receiver's wall time", Value: medianOf(drains).Seconds(), Unit: "s"})
 	add(row{Case: "kept " + sz, RTT: rtt, Measure: "drain: throughput", Value: mbps(size, medianOf(drains)), Unit: "MB/s", Base: base})
+	r := rssRow("kept "+sz, "store: peak RSS, sender (the most of the runs)", sendRSS, 40)
+	r.RTT = rtt
+	add(r)
+	r = rssRow("kept "+sz, "drain: peak RSS, receiver (the most of the runs)", drainRSS, 40)
+	r.RTT = rtt
+	add(r)
 	fc := fmt.Sprintf("fan-out 1 -> %d, %s", cfg.wanFanout, sizeLabel(fanSize))
 	add(row{Case: fc, RTT: rtt, Measure: "wall time", Value: fw.Seconds(), Unit: "s"})
 	add(row{Case: fc, RTT: rtt, Measure: "aggregate throughput", Value: mbps(fanSize*int64(cfg.wanFanout), fw), Unit: "MB/s"})

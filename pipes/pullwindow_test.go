@@ -1,0 +1,77 @@
+package pipes
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPullWindowGrowsOnlyAcrossALongPathWhenTheReaderWaitedForStoredFrames(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.KeptPullsOut, cfg.KeptPullsMax, cfg.KeptPullPath = 2, 8, 10*time.Millisecond
+	ms := time.Millisecond
+	type frame struct {
+		waited     time.Duration
+		moreStored bool
+	}
+	for _, tc := range []struct {
+		name   string
+		rtt    time.Duration // how long the first pull, asked with none out, took to bring its first frame
+		frames []frame       // what the reader waited for each later frame
+		want   int           // pulls out after them
+	}{
+		{"no frame yet: the configured start", 0, nil, 2},
+		{"near the satellite: never grows, however long a busy satellite makes it wait", ms, []frame{{50 * ms, true}, {200 * ms, true}, {time.Second, true}}, 2},
+		{"across a WAN with frames waiting (the output is the slower side): never grows", 200 * ms, []frame{{0, true}, {ms, true}, {20 * ms, true}}, 2},
+		{"across a WAN, waited most of a round trip with more stored: doubles", 200 * ms, []frame{{190 * ms, true}}, 4},
+		{"across a WAN, waited for frames not stored yet (a sender still sending): never grows", 200 * ms, []frame{{time.Second, false}, {time.Second, false}}, 2},
+		{"across a WAN, round trip after round trip: doubles up to the cap and stays", 200 * ms, []frame{{190 * ms, true}, {180 * ms, true}, {170 * ms, true}, {150 * ms, true}}, 8},
+		{"20 ms away, window-bound: grows", 20 * ms, []frame{{15 * ms, true}, {12 * ms, true}}, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newPullWindow(cfg)
+			now := time.Unix(1000, 0)
+			if tc.rtt > 0 {
+				w.asking(now, 0)
+				w.asking(now, 4) // a second pull out: not a probe of the round trip
+				now = now.Add(tc.rtt)
+				w.got(now, tc.rtt, true)
+				if w.path != tc.rtt {
+					t.Fatalf("round trip = %v, want %v", w.path, tc.rtt)
+				}
+				w.pulls = cfg.KeptPullsOut // the first frame's own wait is not what the case is about
+			}
+			for _, f := range tc.frames {
+				now = now.Add(f.waited)
+				w.got(now, f.waited, f.moreStored)
+			}
+			if w.pulls != tc.want {
+				t.Fatalf("pulls out = %d, want %d", w.pulls, tc.want)
+			}
+			if got := w.frames(4); got != 4*tc.want {
+				t.Fatalf("frames(4) = %d, want %d", got, 4*tc.want)
+			}
+		})
+	}
+	t.Run("the round trip is the least one seen", func(t *testing.T) {
+		w := newPullWindow(cfg)
+		now := time.Unix(1000, 0)
+		for _, rtt := range []time.Duration{300 * ms, 200 * ms, 250 * ms} {
+			w.asking(now, 0)
+			now = now.Add(rtt)
+			w.got(now, rtt, false)
+		}
+		if w.path != 200*ms {
+			t.Fatalf("round trip = %v, want 200ms", w.path)
+		}
+	})
+	t.Run("a cap below the start keeps the start", func(t *testing.T) {
+		c := cfg
+		c.KeptPullsMax = 1
+		w := newPullWindow(c)
+		w.asking(time.Unix(0, 0), 0)
+		w.got(time.Unix(1, 0), time.Second, true)
+		if w.pulls != 2 {
+			t.Fatalf("pulls out = %d, want 2", w.pulls)
+		}
+	})
+}
