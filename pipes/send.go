@@ -349,16 +349,30 @@ func (snd *sender) fail(ctx context.Context, cause error) (SendResult, error) {
 	if snd.store != nil && snd.store.headSent {
 		// headSent, not headStored: an interrupted sender may not have
 		// heard the head's confirmation, yet the head may be stored.
-		marked := false
-		if snd.aud.claimant != "" && snd.store.headStored {
-			marked = snd.store.write(cctx, abort) == nil && snd.store.wait(cctx) == nil
+		//
+		// The abort is stored even when no receiver is known to hold the
+		// item: a receiver's claim may still be on its way here, and its
+		// reader, pulling for frames as they come, gets the abort before
+		// the purge below can land (it said "sender vanished" instead:
+		// TestInterruptedSenderBreaksTheItemForItsReceivers, 1 run in 10).
+		// Unless a receiver is known to hold the item, marking it and
+		// letting the frames in flight land share one AckTimeout, as the
+		// wait alone did before.
+		wctx, wcancel := context.WithTimeout(cctx, snd.cfg.AckTimeout)
+		defer wcancel()
+		mctx := wctx
+		if snd.aud.claimant != "" {
+			mctx = cctx
 		}
-		if !marked {
+		marked := false
+		if snd.store.headStored {
+			marked = snd.store.write(mctx, abort) == nil && snd.store.wait(mctx) == nil
+			snd.drain() // a claim that came meanwhile
+		}
+		if !marked || snd.aud.claimant == "" {
 			// Let the frames in flight land first, so none lands after
 			// the purge, headless.
-			wctx, wcancel := context.WithTimeout(cctx, snd.cfg.AckTimeout)
 			_ = snd.store.wait(wctx)
-			wcancel()
 			if err := snd.c.purgeItem(cctx, snd.s, snd.item); err != nil {
 				cause = fmt.Errorf("%w; and its partial item stays in the pipe (%v): 'skypipe rm %s --item %s' removes it", cause, err, snd.s.Name, snd.item)
 			}
