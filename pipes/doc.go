@@ -178,9 +178,11 @@
 // elected may not yet serve all it holds, it stores an abort frame behind
 // the item instead (stored after all the leader holds, so harmless if more
 // of the item comes to light) and leaves it: the next receiver that meets
-// the abort removes it. A sender that fails removes its own partial item
-// (or, while a receiver reads it, stores an abort frame that makes that
-// receiver remove it), so a failed send keeps nothing; RemoveItem removes
+// the abort removes it. A sender that fails stores an abort frame behind
+// its partial item, then removes the item, unless a receiver is known to
+// read it (that receiver meets the abort and removes it; one whose claim
+// was still on its way gets the abort from its pull before the removal),
+// so a failed send keeps nothing; RemoveItem removes
 // one item by id. A stored frame that the satellite holds but does not
 // deliver for FailoverWait makes the receiver read the item again; every
 // wait of a receiver is bounded. A silent satellite (paused, electing

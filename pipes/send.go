@@ -333,10 +333,10 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 }
 
 // fail gives the item up. Receivers reading it live get an abort frame;
-// what was kept of it is removed from the pipe, unless a receiver reads it
-// from the store: then the store gets the abort frame too, and that
-// receiver removes the item when it meets it. Either way nobody takes the
-// item for whole, and a failed send keeps nothing.
+// what was kept of it gets the abort frame too, and is then removed from
+// the pipe, unless a receiver is known to read it from the store: that
+// receiver removes the item when it meets the abort. Either way nobody
+// takes the item for whole, and a failed send keeps nothing.
 func (snd *sender) fail(ctx context.Context, cause error) (SendResult, error) {
 	if snd.state == sendFailed {
 		return snd.result(), cause
