@@ -88,10 +88,14 @@
 // announce themselves on the join subject, which senders subscribe to before
 // the roll call, so none is missed. Frames then go to live.<item>, and every
 // receiver acks what it has written out. The sender never runs more than
-// Config.LiveWindow (8 MiB) ahead of the slowest receiver, far below the 64 MiB
-// that a NATS server or client buffers per connection before it drops a
-// slow consumer: the sender is paced like a Unix pipe writer and nothing is
-// dropped. A receiver that stops acking is probed on rcv.<id>; one that does
+// its window ahead of the slowest receiver, far below the 64 MiB that a
+// NATS server or client buffers per connection before it drops a slow
+// consumer: the sender is paced like a Unix pipe writer and nothing is
+// dropped. The window is Config.LiveWindow (8 MiB); a sender whose acks
+// take LivePath (10 ms) or more to come back, and that waits for them while
+// no queue builds on the path (the latest round trip within half the least
+// one more), doubles it, up to LiveWindowMax (16 MiB), so that a WAN is
+// less bound by a window a round trip (livewindow.go). A receiver that stops acking is probed on rcv.<id>; one that does
 // not answer is dropped from the audience within seconds and stalls no one.
 // Acks, joins and leaves reach the sender through one channel, so an ack is
 // never read after the leave that followed it.
@@ -110,9 +114,9 @@
 // the item out up to some byte, and no remaining receiver was attached
 // before that byte, nobody will write out what follows: the sender keeps
 // the item from there. It holds the bytes it sent live that a receiver may
-// not have written out yet (a ring of up to LiveWindow, HoldLimit and two
-// chunks, 9.5 MiB, that grows with the item up to an eighth of that, then
-// takes it whole) for exactly this; a sender asked to keep bytes its ring
+// not have written out yet (a ring of its window, HoldLimit and two
+// chunks, 9.5 MiB at first, in blocks of 64 KiB allocated as the item
+// grows and then reused) for exactly this; a sender asked to keep bytes its ring
 // no longer holds fails the item rather than keep it with a hole. Once an
 // item is kept, all the rest of it is kept as well, so that
 // whoever takes it gets it whole; receivers attached meanwhile also get it
@@ -250,6 +254,8 @@
 //	             sendMoves allows), reading ahead, the roll call, the ring
 //	audience     the receivers of the item being sent: pacing by the slowest,
 //	             and from where the item must be kept when they leave
+//	liveWindow   how far the sender may run ahead of them, grown across a
+//	             long path
 //	storeWriter  a kept item's frames on their way into the store, their
 //	             confirmations and the watchdog that fails a silent store
 //	receiver     the event loop of one Receive: it dispatches events (live

@@ -68,7 +68,8 @@ type sender struct {
 	state sendState
 
 	aud       audience
-	ctl       ctlQueue // acks, joins, leaves, claims, deaths, in arrival order
+	win       liveWindow // how far ahead of the slowest receiver it may run
+	ctl       ctlQueue   // acks, joins, leaves, claims, deaths, in arrival order
 	subs      []*nats.Subscription
 	listening sync.WaitGroup
 	done      chan struct{}
@@ -100,6 +101,7 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 	snd := &sender{
 		c: c, cfg: c.cfg, s: s, item: nuid.Next(),
 		aud:  newAudience(),
+		win:  newLiveWindow(c.cfg),
 		ctl:  newCtlQueue(),
 		done: make(chan struct{}),
 		pool: c.chunks,
@@ -542,6 +544,7 @@ func (snd *sender) drain() {
 			// Frames in flight when the connection went may be lost:
 			// send again from the least any attached receiver took in.
 			snd.aud.restart(now)
+			snd.win.restart()
 			if from, ok := snd.aud.slowest(); ok {
 				snd.resend(from)
 			}
@@ -637,17 +640,27 @@ func (snd *sender) settle(ctx context.Context) error {
 func (snd *sender) send(ctx context.Context, ch *chunk) error {
 	snd.drain()
 	end := ch.offset + uint64(ch.n)
+	var waiting time.Time // since when the window held the sender back
 	for {
 		if err := snd.settle(ctx); err != nil {
 			return err
 		}
 		lo, someone := snd.aud.slowest()
-		if !someone || end-lo <= uint64(snd.cfg.LiveWindow) {
+		if someone {
+			snd.win.acked(time.Now(), lo)
+		}
+		if !someone || end-lo <= uint64(snd.win.size) {
 			break
+		}
+		if waiting.IsZero() {
+			waiting = time.Now()
 		}
 		if err := snd.wait(ctx); err != nil {
 			return err
 		}
+	}
+	if !waiting.IsZero() && snd.win.waited(time.Since(waiting)) && snd.cfg.windowGrew != nil {
+		snd.cfg.windowGrew(snd.item, snd.win.size)
 	}
 	snd.offset = end
 	var flags byte
@@ -663,9 +676,10 @@ func (snd *sender) send(ctx context.Context, ch *chunk) error {
 		if err := snd.publishLive(wire.Seal(ch.buf[:wire.HeaderLen+ch.n], flags|snd.liveFlags(), ch.offset)); err != nil {
 			return err
 		}
+		snd.win.sent(time.Now(), end)
 	}
 	if !snd.kept() {
-		snd.ring.put(ch.offset, ch.data(), snd.cfg.ringSize())
+		snd.ring.put(ch.offset, ch.data(), snd.cfg.ringSize(snd.win.size))
 	}
 	snd.pool.Put(ch)
 	return nil
@@ -706,12 +720,12 @@ func (snd *sender) startKeeping(ctx context.Context) error {
 		snd.keptFrom = snd.aud.keep.from
 	}
 	if snd.keptFrom < snd.offset && !snd.ring.holds(snd.keptFrom) {
-		// A receiver takes in bytes no further than LiveWindow behind the
+		// A receiver takes in bytes no further than the window behind the
 		// offset and writes them out no further than HoldLimit and a chunk
 		// behind that; the ring holds more. Keeping from later on would
 		// leave a hole at the start of the kept item.
 		return snd.c.invariant("item %s: bytes from %d on are due to be kept, but the ring holds only %d to %d",
-			snd.item, snd.keptFrom, snd.ring.end-min(snd.ring.end, uint64(len(snd.ring.buf))), snd.ring.end)
+			snd.item, snd.keptFrom, snd.ring.start(), snd.ring.end)
 	}
 	w, err := snd.c.newStoreWriter(snd.s, snd.item)
 	if err != nil {

@@ -206,9 +206,17 @@ func (b *bench) wanInputOf(name string, size int64) (wanInput, error) {
 	return in, err
 }
 
+// wanLiveRun is one live move across the link: the wall time, from the
+// sender's start to the last receiver's exit, and the peak RSS of the
+// sender and of the largest receiver.
+type wanLiveRun struct {
+	wall             time.Duration
+	sendRSS, recvRSS int64
+}
+
 // wanLive moves an input from a sender to n receivers attached first
 // (listeners when n > 1), every process through the link p.
-func (b *bench) wanLive(sat *wanSat, p *link.Proxy, rtt time.Duration, what string, in wanInput, n int) (time.Duration, error) {
+func (b *bench) wanLive(sat *wanSat, p *link.Proxy, rtt time.Duration, what string, in wanInput, n int) (run wanLiveRun, err error) {
 	env := sat.env(b.w.env, p.Addr())
 	name := sat.pipeName(what)
 	sinks := make([]*sink, n)
@@ -222,30 +230,31 @@ func (b *bench) wanLive(sat *wanSat, p *link.Proxy, rtt time.Duration, what stri
 		}
 		r, err := startProc(env, nil, sinks[i], b.w.skypipe, args...)
 		if err != nil {
-			return 0, err
+			return run, err
 		}
 		recvs[i] = r
 	}
 	if err := errorsOf(sat.attached(name, n, rtt), quiet(p, rtt)); err != nil {
-		return 0, err
+		return run, err
 	}
 	f, err := os.Open(in.path)
 	if err != nil {
-		return 0, err
+		return run, err
 	}
 	defer f.Close()
 	send, err := startProc(env, f, nil, b.w.skypipe, "--send", name)
 	if err != nil {
-		return 0, err
+		return run, err
 	}
 	errs := []error{send.waitTimeout(caseTimeout)}
-	wall := send.elapsed()
+	run = wanLiveRun{wall: send.elapsed(), sendRSS: send.maxRSS()}
 	for i, r := range recvs {
 		errs = append(errs, r.waitTimeout(caseTimeout))
-		wall = max(wall, r.end.Sub(send.start))
+		run.wall = max(run.wall, r.end.Sub(send.start))
+		run.recvRSS = max(run.recvRSS, r.maxRSS())
 		b.verifySum(fmt.Sprintf("wan %v %s: receiver %d of %d got every byte", rtt, what, i+1, n), sinks[i], in.size, in.sum)
 	}
-	return wall, errorsOf(errs...)
+	return run, errorsOf(errs...)
 }
 
 // wanKeptRun is one store and drain of a kept item across the link: the
@@ -534,7 +543,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	p.SetRTT(rtt)
 
 	var relay, live, stores, drains []time.Duration
-	var sendRSS, drainRSS int64
+	var sendRSS, drainRSS, liveSendRSS, liveRecvRSS int64
 	for i := range cfg.repeat {
 		b.step("wan %v: TCP relay, live, kept %s, run %d of %d", rtt, sizeLabel(size), i+1, cfg.repeat)
 		_, r, err := b.relayRun(in, rtt, false)
@@ -546,7 +555,8 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 		if err != nil {
 			return fmt.Errorf("live: %w", err)
 		}
-		live = append(live, l)
+		live = append(live, l.wall)
+		liveSendRSS, liveRecvRSS = max(liveSendRSS, l.sendRSS), max(liveRecvRSS, l.recvRSS)
 		k, err := b.wanKept(sat, p, rtt, in)
 		if err != nil {
 			return fmt.Errorf("kept: %w", err)
@@ -573,19 +583,25 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	sz := sizeLabel(size)
 	add(row{Case: "live " + sz, RTT: rtt, Measure: "throughput, TCP relay through the same links (baseline)", Value: base, Unit: "MB/s"})
 	add(row{Case: "live " + sz, RTT: rtt, Measure: "throughput, skypipe", Value: mbps(size, medianOf(live)), Unit: "MB/s", Base: base})
+	r := rssRow("live "+sz, "peak RSS, sender (the most of the runs)", liveSendRSS, 40)
+	r.RTT = rtt
+	add(r)
+	r = rssRow("live "+sz, "peak RSS, receiver (the most of the runs)", liveRecvRSS, 40)
+	r.RTT = rtt
+	add(r)
 	add(row{Case: "kept " + sz, RTT: rtt, Measure: "store: sender's wall time, nobody attached", Value: medianOf(stores).Seconds(), Unit: "s"})
 	add(row{Case: "kept " + sz, RTT: rtt, Measure: "store: throughput", Value: mbps(size, medianOf(stores)), Unit: "MB/s", Base: base})
 	add(row{Case: "kept " + sz, RTT: rtt, Measure: "drain: receiver's wall time", Value: medianOf(drains).Seconds(), Unit: "s"})
 	add(row{Case: "kept " + sz, RTT: rtt, Measure: "drain: throughput", Value: mbps(size, medianOf(drains)), Unit: "MB/s", Base: base})
-	r := rssRow("kept "+sz, "store: peak RSS, sender (the most of the runs)", sendRSS, 40)
+	r = rssRow("kept "+sz, "store: peak RSS, sender (the most of the runs)", sendRSS, 40)
 	r.RTT = rtt
 	add(r)
 	r = rssRow("kept "+sz, "drain: peak RSS, receiver (the most of the runs)", drainRSS, 40)
 	r.RTT = rtt
 	add(r)
 	fc := fmt.Sprintf("fan-out 1 -> %d, %s", cfg.wanFanout, sizeLabel(fanSize))
-	add(row{Case: fc, RTT: rtt, Measure: "wall time", Value: fw.Seconds(), Unit: "s"})
-	add(row{Case: fc, RTT: rtt, Measure: "aggregate throughput", Value: mbps(fanSize*int64(cfg.wanFanout), fw), Unit: "MB/s"})
+	add(row{Case: fc, RTT: rtt, Measure: "wall time", Value: fw.wall.Seconds(), Unit: "s"})
+	add(row{Case: fc, RTT: rtt, Measure: "aggregate throughput", Value: mbps(fanSize*int64(cfg.wanFanout), fw.wall), Unit: "MB/s"})
 	add(row{Case: "trigger", RTT: rtt, Measure: "TCP relay: sender start to receiver exit, connect + 1 byte (baseline)", Value: ms(medianOf(rw)), Unit: "ms", Spread: spread(rw)})
 	add(row{Case: "trigger", RTT: rtt, Measure: "a waiter: whole `echo | skypipe --send t`", Value: ms(medianOf(tt.fireWait)), Unit: "ms", Spread: spread(tt.fireWait), Target: inRTTs(4, rtt)})
 	add(row{Case: "trigger", RTT: rtt, Measure: "a waiter: sender start to waiter exit", Value: ms(medianOf(tt.wake)), Unit: "ms", Base: ms(medianOf(rw)), Spread: spread(tt.wake), Target: inRTTs(4, rtt)})
