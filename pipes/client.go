@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,6 +30,10 @@ type Client struct {
 	// confirmations routes store confirmations to the writers of the
 	// items being kept.
 	confirmations confirmations
+	// storeSeen: the store (wire.Stream) was found, or made, on this
+	// connection's satellite: a kept item's head then goes out with its
+	// frames, not by a request of its own.
+	storeSeen atomic.Bool
 }
 
 // Option configures a Client.
@@ -73,6 +78,35 @@ func (c *Client) jetstream() (*jsapi.API, error) {
 		return nil, fmt.Errorf("JetStream domain %q is not valid", c.domain)
 	}
 	return c.js, nil
+}
+
+// lookForStore tells, on the returned channel, whether the store exists:
+// at once if it was seen before, else by asking the satellite (STREAM.INFO)
+// on a goroutine that wg waits for. A sender asks beside its roll call, so
+// that the answer comes back in the same round trip; a kept item's head
+// then goes out with its first frames (storeWriter.headAsync) instead of
+// costing a round trip of its own. Only a store found is remembered: one
+// not found is made by the first head stored by request.
+func (c *Client) lookForStore(ctx context.Context, wg *sync.WaitGroup) <-chan bool {
+	found := make(chan bool, 1)
+	if c.storeSeen.Load() {
+		found <- true
+		return found
+	}
+	wg.Go(func() {
+		ok := false
+		if js, err := c.jetstream(); err == nil {
+			cctx, cancel := context.WithTimeout(ctx, c.cfg.APITimeout)
+			_, err = js.JS.Stream(cctx, wire.Stream)
+			cancel()
+			ok = err == nil
+		}
+		if ok {
+			c.storeSeen.Store(true)
+		}
+		found <- ok
+	})
+	return found
 }
 
 func (c *Client) noticef(format string, args ...any) {

@@ -110,6 +110,10 @@
 //
 // With nobody attached, the sender stores the item: a head marker, then
 // every later frame, each confirmed by the satellite (at most 64 in flight).
+// The head goes out with the frames after it when the store is known to
+// exist: a sender asks (STREAM.INFO) beside its roll call, and a Client
+// remembers the answer; otherwise the head is stored by request, which
+// makes the store on a satellite's first kept item.
 // When a receiver of a live item leaves (or is found dead) having written
 // the item out up to some byte, and no remaining receiver was attached
 // before that byte, nobody will write out what follows: the sender keeps

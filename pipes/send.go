@@ -80,9 +80,15 @@ type sender struct {
 	keptFrom uint64 // offset of the first kept byte
 	ring     ring   // the last bytes sent live, for keeping what no one took
 	store    *storeWriter
-	pool     *sync.Pool
-	out      []byte // scratch frame for storing the ring's bytes
-	tick     *time.Ticker
+	// storeFound says whether the store exists (Client.lookForStore,
+	// asked beside the roll call); looking waits for the question,
+	// stopLooking ends it.
+	storeFound  <-chan bool
+	looking     sync.WaitGroup
+	stopLooking context.CancelFunc
+	pool        *sync.Pool
+	out         []byte // scratch frame for storing the ring's bytes
+	tick        *time.Ticker
 }
 
 // Send reads r to its end and sends what it reads, as one item, into the
@@ -144,6 +150,10 @@ func (snd *sender) kept() bool { return snd.state == sendKept || snd.state == se
 // probes and the store's watchdog.
 func (snd *sender) close() {
 	close(snd.done)
+	if snd.stopLooking != nil {
+		snd.stopLooking()
+	}
+	snd.looking.Wait()
 	snd.listening.Wait()
 	snd.probes.close()
 	if snd.tick != nil {
@@ -293,6 +303,9 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 	}
 
 	snd.tick = time.NewTicker(snd.cfg.IdleProbe / 2)
+	var lookCtx context.Context
+	lookCtx, snd.stopLooking = context.WithCancel(ctx)
+	snd.storeFound = snd.c.lookForStore(lookCtx, &snd.looking)
 	someone, err := snd.rollCall(ctx, answers)
 	if err != nil {
 		return snd.fail(ctx, err)
@@ -366,11 +379,10 @@ func (snd *sender) fail(ctx context.Context, cause error) (SendResult, error) {
 		if snd.aud.claimant != "" {
 			mctx = cctx
 		}
-		marked := false
-		if snd.store.headStored {
-			marked = snd.store.write(mctx, abort) == nil && snd.store.wait(mctx) == nil
-			snd.drain() // a claim that came meanwhile
-		}
+		// The abort follows the head on this connection: stored, it is
+		// stored behind it (one not stored, or refused, is purged below).
+		marked := snd.store.write(mctx, abort) == nil && snd.store.wait(mctx) == nil
+		snd.drain() // a claim that came meanwhile
 		if !marked || snd.aud.claimant == "" {
 			// Let the frames in flight land first, so none lands after
 			// the purge, headless.
@@ -388,7 +400,7 @@ func (snd *sender) fail(ctx context.Context, cause error) (SendResult, error) {
 }
 
 func (snd *sender) result() SendResult {
-	kept := snd.store != nil && snd.store.headStored
+	kept := snd.store != nil && snd.store.stored()
 	return SendResult{Item: snd.item, Bytes: snd.offset, Kept: kept, KeptFrom: snd.keptFrom}
 }
 
@@ -732,6 +744,14 @@ func (snd *sender) startKeeping(ctx context.Context) error {
 		return err
 	}
 	snd.store = w
+	if snd.storeFound != nil {
+		// Asked with the roll call: the answer is here, or nearly.
+		select {
+		case w.headAsync = <-snd.storeFound:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if snd.out == nil && snd.keptFrom < snd.offset {
 		snd.out = make([]byte, wire.HeaderLen+chunkSize)
 	}

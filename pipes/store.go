@@ -128,11 +128,15 @@ type storeWriter struct {
 	c    *Client
 	s    wire.Subjects
 	item string
-	// headStored: the head frame is stored (confirmed by request);
-	// every later frame is published with a reply subject of its own.
-	headStored bool
+	// headAsync: the store is known to exist (Client.lookForStore), so the
+	// head frame is published like every other frame, with a reply
+	// subject of its own, and the frames after it follow at once; else it
+	// is stored by request, which makes the store if there is none. Set
+	// by the owner before the first write.
+	headAsync bool
 	// headSent: the head frame went out; its confirmation may not have
 	// come back (the sender was interrupted meanwhile), so it may be stored.
+	// The owner's alone.
 	headSent bool
 	subject  string // where frames go
 	reply    string // where their confirmations come: reply.<frame number>
@@ -153,10 +157,12 @@ type storeWriter struct {
 	// make a 256 KiB copy per frame for the collector, and its heap goal,
 	// twice what it holds, took its RSS from 18 to 59 MiB (a 1 GiB item).
 	// Never more than StoreWindow copies exist.
-	spare    [][]byte
-	sent     uint64
-	progress time.Time // the last confirmation, or the first frame after none pending
-	err      error
+	spare [][]byte
+	// headStored: the satellite confirmed the head frame (stored).
+	headStored bool
+	sent       uint64
+	progress   time.Time // the last confirmation, or the first frame after none pending
+	err        error
 
 	stop      chan struct{}
 	connected chan nats.Status // retain: the connection is back
@@ -166,6 +172,7 @@ type storeWriter struct {
 // pendingFrame is a kept frame on its way into the store.
 type pendingFrame struct {
 	n    uint64
+	head bool   // the item's head, on the head subject
 	id   string // its Nats-Msg-Id (retain)
 	data []byte // a copy of it (retain)
 }
@@ -290,7 +297,11 @@ func (w *storeWriter) resend() {
 
 // frameMsg is the message that stores a pending frame.
 func (w *storeWriter) frameMsg(f pendingFrame) *nats.Msg {
-	m := &nats.Msg{Subject: w.subject, Reply: w.reply + "." + strconv.FormatUint(f.n, 10), Data: f.data}
+	subject := w.subject
+	if f.head {
+		subject = w.s.Head(w.item)
+	}
+	m := &nats.Msg{Subject: subject, Reply: w.reply + "." + strconv.FormatUint(f.n, 10), Data: f.data}
 	if f.id != "" {
 		m.Header = nats.Header{jetstream.MsgIDHeader: []string{f.id}}
 	}
@@ -316,6 +327,9 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 	if d := w.unconfirmed[i].data; d != nil {
 		w.spare = append(w.spare, d) // nats.go copied it when it was published
 	}
+	if w.unconfirmed[i].head && err == nil {
+		w.headStored = true
+	}
 	w.unconfirmed = slices.Delete(w.unconfirmed, i, i+1)
 	w.progress = time.Now()
 	if err != nil && w.err == nil {
@@ -325,10 +339,11 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 }
 
 // write stores one sealed frame. The first frame of an item goes to the head
-// subject and is confirmed before write returns; it creates the store if the
-// pipe has none. buf may be reused when write returns.
+// subject; unless headAsync, it is confirmed before write returns, and it
+// creates the store if there is none. buf may be reused when write returns.
 func (w *storeWriter) write(ctx context.Context, buf []byte) error {
-	if !w.headStored {
+	head := !w.headSent
+	if head && !w.headAsync {
 		return w.writeHead(ctx, buf)
 	}
 	w.mu.Lock()
@@ -344,12 +359,13 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 		w.progress = time.Now()
 	}
 	w.sent++
-	f := pendingFrame{n: w.sent}
+	f := pendingFrame{n: w.sent, head: head}
 	if w.retain {
-		f.id, f.data = msgID(w.item, false, buf), w.copyOf(buf)
+		f.id, f.data = msgID(w.item, head, buf), w.copyOf(buf)
 	}
 	w.unconfirmed = append(w.unconfirmed, f)
 	w.mu.Unlock()
+	w.headSent = true
 	// Each frame's reply subject names it, so that a confirmation is
 	// never counted for another frame, one published again included.
 	m := w.frameMsg(f)
@@ -409,8 +425,19 @@ func (w *storeWriter) writeHead(ctx context.Context, buf []byte) error {
 		}
 		return fmt.Errorf("storing in pipe %q: %w", w.s.Name, err)
 	}
+	w.mu.Lock()
 	w.headStored = true
+	w.mu.Unlock()
+	w.c.storeSeen.Store(true)
 	return nil
+}
+
+// stored tells whether the satellite confirmed the item's head: the item
+// is kept (its frames after the head are confirmed by wait).
+func (w *storeWriter) stored() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.headStored
 }
 
 // wait returns when every frame written is confirmed, on the first error,

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/skypipe/skypipe/internal/wire"
 )
@@ -138,5 +140,79 @@ func TestAKeptSenderReusesItsCopiesOfConfirmedFrames(t *testing.T) {
 	}
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("got %d bytes, want the %d stored", got.Len(), len(data))
+	}
+}
+
+// A kept item's head goes out with its frames, not by a request of its
+// own, once the store is known to exist on the satellite (asked beside
+// the roll call): through a stalled link, the head and the frames after it
+// are all written before any answer can come, and once the link thaws the
+// item is stored whole. The store is found by a question of a Client's
+// own, or made by the first head stored by request.
+func TestAKeptHeadGoesOutWithItsFramesOnceTheStoreIsKnown(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	ask := func(c *Client) bool {
+		t.Helper()
+		var wg sync.WaitGroup
+		found := <-c.lookForStore(ctx, &wg)
+		wg.Wait()
+		return found
+	}
+	first := sat.client()
+	if ask(first) {
+		t.Fatal("a new satellite's store is said to exist")
+	}
+	if res, err := first.Send(ctx, "made", strings.NewReader("first\n")); err != nil || !res.Kept {
+		t.Fatalf("the first kept item: %+v, %v", res, err)
+	}
+	if !first.storeSeen.Load() {
+		t.Fatal("a Client that made the store by storing a head does not know it")
+	}
+
+	p := sat.linkTo(t)
+	c := New(reconnecting(t, "nats://"+p.Addr()), WithConfig(sat.cfg))
+	if !ask(c) {
+		t.Fatal("a Client does not find the store that exists")
+	}
+	s, err := checkName("async")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.newStoreWriter(s, "item1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	w.headAsync = true
+	data := payload(2*chunkSize+5, 31)
+	p.Stall(3 * time.Second)
+	var head [wire.HeaderLen]byte
+	frames := [][]byte{wire.Seal(head[:], 0, 0)}
+	for off := 0; off < len(data); off += chunkSize {
+		d := data[off:min(off+chunkSize, len(data))]
+		frames = append(frames, wire.Seal(append(make([]byte, wire.HeaderLen), d...), 0, uint64(off)))
+	}
+	frames = append(frames, wire.EndFrame(0, uint64(len(data))))
+	for _, f := range frames {
+		if err := w.write(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mu.Lock()
+	pending := len(w.unconfirmed)
+	w.mu.Unlock()
+	if !p.Stalled() || pending != len(frames) {
+		t.Fatalf("writing the head and frames waited for the satellite: stalled %v, %d of %d frames pending", p.Stalled(), pending, len(frames))
+	}
+	if w.stored() {
+		t.Fatal("the head counts as stored before the satellite confirmed it")
+	}
+	if err := w.wait(ctx); err != nil || !w.stored() {
+		t.Fatalf("the item once the link thawed: %v, stored %v", err, w.stored())
+	}
+	var out lockedBuffer
+	if res, err := sat.client().Receive(ctx, "async", &out, ReceiveOptions{}); err != nil || res.Items != 1 || out.String() != string(data) {
+		t.Fatalf("the item taken: %+v, %v; %d bytes of %d", res, err, out.Len(), len(data))
 	}
 }
