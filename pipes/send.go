@@ -303,9 +303,6 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 	}
 
 	snd.tick = time.NewTicker(snd.cfg.IdleProbe / 2)
-	var lookCtx context.Context
-	lookCtx, snd.stopLooking = context.WithCancel(ctx)
-	snd.storeFound = snd.c.lookForStore(lookCtx, &snd.looking)
 	someone, err := snd.rollCall(ctx, answers)
 	if err != nil {
 		return snd.fail(ctx, err)
@@ -454,6 +451,11 @@ func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, e
 			return false, fmt.Errorf("looking for receivers: %w", err)
 		}
 	}
+	// Behind the roll call, in the same flight: is the store there, for
+	// the head of an item kept (startKeeping)?
+	var lookCtx context.Context
+	lookCtx, snd.stopLooking = context.WithCancel(ctx)
+	snd.storeFound = snd.c.lookForStore(lookCtx, &snd.looking)
 	t := time.NewTimer(snd.cfg.RollCallTimeout)
 	defer t.Stop()
 	const (
