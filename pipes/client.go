@@ -34,6 +34,11 @@ type Client struct {
 	// connection's satellite: a kept item's head then goes out with its
 	// frames, not by a request of its own.
 	storeSeen atomic.Bool
+	// storeAsked: a sender of this Client asked whether the store exists;
+	// later ones do not ask again (a SendLines of 10,000 live lines to a
+	// satellite that keeps nothing would ask 10,000 times), and store
+	// their heads by request until one is stored.
+	storeAsked atomic.Bool
 }
 
 // Option configures a Client.
@@ -85,12 +90,12 @@ func (c *Client) jetstream() (*jsapi.API, error) {
 // on a goroutine that wg waits for. A sender asks beside its roll call, so
 // that the answer comes back in the same round trip; a kept item's head
 // then goes out with its first frames (storeWriter.headAsync) instead of
-// costing a round trip of its own. Only a store found is remembered: one
-// not found is made by the first head stored by request.
+// costing a round trip of its own. A Client asks once: a store not found
+// is made, and then seen, by the first head stored by request.
 func (c *Client) lookForStore(ctx context.Context, wg *sync.WaitGroup) <-chan bool {
 	found := make(chan bool, 1)
-	if c.storeSeen.Load() {
-		found <- true
+	if c.storeSeen.Load() || !c.storeAsked.CompareAndSwap(false, true) {
+		found <- c.storeSeen.Load()
 		return found
 	}
 	wg.Go(func() {
