@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,7 +175,12 @@ func (c *Client) watch(ctx context.Context, reconnected func()) (context.Context
 					return
 				case st == nats.CONNECTED:
 					down = false
-					c.noticef("reconnected to the satellite")
+					if len(c.nc.Servers()) > 1 {
+						// A cluster's members: say which one it is now.
+						c.noticef("reconnected to the satellite (%s)", connectedTo(c.nc))
+					} else {
+						c.noticef("reconnected to the satellite")
+					}
 					reconnected()
 				case st == nats.RECONNECTING:
 					// Once for each loss, not for each try.
@@ -233,4 +239,15 @@ func (c *Client) reconnects() bool { return c.nc.Opts.AllowReconnect }
 // broken): ctx's values without its cancel, bounded by limit.
 func cleanupContext(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), limit)
+}
+
+// connectedTo is the server nc is connected to, with no credentials
+// (nats.go's ConnectedUrlRedacted hides a password, not a token).
+func connectedTo(nc *nats.Conn) string {
+	u, err := url.Parse(nc.ConnectedUrl())
+	if err != nil {
+		return "a member whose URL does not parse"
+	}
+	u.User = nil
+	return u.String()
 }

@@ -90,17 +90,52 @@ func Dial(ep Endpoint) (*nats.Conn, error) {
 	return nc, err
 }
 
+// splitURLs is the servers a URL names: one, or several separated by
+// commas (a cluster's members, as nats.go and natscli write them).
+func splitURLs(raw string) []string {
+	var urls []string
+	for _, part := range strings.Split(raw, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			urls = append(urls, part)
+		}
+	}
+	return urls
+}
+
+// isWebSocket tells a NATS-over-WebSocket URL from a raw NATS one.
+func isWebSocket(u *url.URL) bool { return u.Scheme == "ws" || u.Scheme == "wss" }
+
+// dialURL connects to the server raw names or, where it names several
+// (a cluster's members), to the first of them that answers, in the order
+// given; a connection that is lost tries them all again in that order. The
+// order is the user's preference (the nearest member first), so it is not
+// shuffled. Servers the cluster tells of but raw does not name are not
+// used: they may be addresses only the cluster can reach.
 func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
+	parts := splitURLs(raw)
+	if len(parts) == 0 {
 		return nil, fmt.Errorf("%w: %q is not a URL", ErrUnreachable, Redact(raw))
 	}
+	var u *url.URL
+	for _, part := range parts {
+		pu, err := url.Parse(part)
+		if err != nil || pu.Host == "" {
+			return nil, fmt.Errorf("%w: %q is not a URL", ErrUnreachable, Redact(part))
+		}
+		if u == nil {
+			u = pu
+		} else if isWebSocket(pu) != isWebSocket(u) {
+			return nil, fmt.Errorf("%w: %q mixes NATS over WebSocket with raw NATS", ErrUnreachable, Redact(raw))
+		}
+	}
+	raw = strings.Join(parts, ",")
 	opts := []nats.Option{
 		nats.Name("skypipe"),
 		nats.Timeout(handshakeTimeout),
 		nats.PingInterval(20 * time.Second),
 		nats.MaxPingsOutstanding(3),
 		nats.IgnoreDiscoveredServers(),
+		nats.DontRandomize(),
 	}
 	opts = append(opts, reconnectOptions(ep.Reconnect)...)
 	if ep.Token != "" {
@@ -147,16 +182,14 @@ func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 	}
 	via := ""
 	if proxy != nil {
-		// The proxy resolves the name: this machine may not be able to.
-		opts = append(opts, nats.SetCustomDialer(connectDialer{proxy: proxy, timeout: dialTimeout}), nats.SkipHostLookup())
 		via = " through the proxy " + redactProxy(proxy)
-	} else {
-		// The dialer, not nats.go, resolves the name: dialTimeout then
-		// bounds the whole dial, and a host with IPv6 and IPv4 addresses
-		// gets Happy Eyeballs (nats.go would try each address for the
-		// whole bound, in random order).
-		opts = append(opts, nats.SetCustomDialer(&net.Dialer{Timeout: dialTimeout}), nats.SkipHostLookup())
 	}
+	// The dialer, not nats.go, resolves the name: dialTimeout then bounds
+	// the whole dial, a host with IPv6 and IPv4 addresses gets Happy
+	// Eyeballs (nats.go would try each address for the whole bound, in
+	// random order), and a proxy, where HTTPS_PROXY names one for the
+	// address, resolves it instead (this machine may not be able to).
+	opts = append(opts, nats.SetCustomDialer(proxyDialer{timeout: dialTimeout}), nats.SkipHostLookup())
 	nc, err := nats.Connect(raw, opts...)
 	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 		// A satellite that refuses the credentials says so and closes; a
@@ -187,36 +220,79 @@ func defaultPort(scheme string) string {
 	return "4222"
 }
 
-// FromURL is the endpoint a user names with --url or SKYPIPE_URL. A token
-// may ride in the URL's user part (nats://TOKEN@host:port).
+// FromURL is the endpoint a user names with --url or SKYPIPE_URL: one
+// URL, or several separated by commas, the members of a cluster (tried in
+// that order). A token may ride in a URL's user part
+// (nats://TOKEN@host:port); URLs that carry one must carry the same.
 func FromURL(raw string) (Endpoint, error) {
+	parts := splitURLs(raw)
+	if len(parts) == 0 {
+		return Endpoint{}, fmt.Errorf("%q is not a URL like nats://host:4222 or wss://host", Redact(raw))
+	}
+	ep := Endpoint{Source: "--url"}
+	var clean []string
+	var first *url.URL
+	for _, part := range parts {
+		u, token, err := parseURL(part)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		if first == nil {
+			first = u
+		} else if isWebSocket(u) != isWebSocket(first) {
+			return Endpoint{}, fmt.Errorf("%q: the URLs are all NATS over WebSocket (wss://) or all raw NATS (nats://, tls://), not both", Redact(raw))
+		}
+		if token != "" {
+			if ep.Token != "" && ep.Token != token {
+				return Endpoint{}, fmt.Errorf("%q: the URLs carry different tokens", Redact(raw))
+			}
+			ep.Token = token
+		}
+		clean = append(clean, u.String())
+	}
+	ep.URL = strings.Join(clean, ",")
+	return ep, nil
+}
+
+// parseURL checks one URL of a user's and takes a token out of it.
+func parseURL(raw string) (*url.URL, string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return Endpoint{}, fmt.Errorf("%q is not a URL like nats://host:4222 or wss://host", Redact(raw))
+		return nil, "", fmt.Errorf("%q is not a URL like nats://host:4222 or wss://host", Redact(raw))
 	}
 	switch u.Scheme {
 	case "nats", "tls", "wss":
 	case "ws":
 		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return Endpoint{}, fmt.Errorf("%q: ws:// would send the token in clear off loopback; use wss://", Redact(raw))
+			return nil, "", fmt.Errorf("%q: ws:// would send the token in clear off loopback; use wss://", Redact(raw))
 		}
 	default:
-		return Endpoint{}, fmt.Errorf("%q: the scheme must be nats://, tls://, wss:// (or ws:// on loopback)", Redact(raw))
+		return nil, "", fmt.Errorf("%q: the scheme must be nats://, tls://, wss:// (or ws:// on loopback)", Redact(raw))
 	}
-	ep := Endpoint{Source: "--url"}
+	token := ""
 	if _, hasPassword := u.User.Password(); u.User != nil && !hasPassword {
 		// A lone user part is a token; user:password stays for nats.go.
-		ep.Token = u.User.Username()
+		token = u.User.Username()
 		u.User = nil
 	}
-	ep.URL = u.String()
-	return ep, nil
+	return u, token, nil
 }
 
-// Redact removes credentials from a URL for display.
+// Redact removes credentials from a URL, or from each of a list of them,
+// for display.
 func Redact(raw string) string {
+	if strings.Contains(raw, ",") {
+		parts := strings.Split(raw, ",")
+		for i, part := range parts {
+			parts[i] = Redact(strings.TrimSpace(part))
+		}
+		return strings.Join(parts, ",")
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
+		if err != nil && strings.Contains(raw, "@") {
+			return "REDACTED" // unparsable, with a user part: show nothing of it
+		}
 		return raw
 	}
 	u.User = url.User("REDACTED")

@@ -31,6 +31,13 @@ func TestFromURL(t *testing.T) {
 		{"https://host", "", "", false},
 		{"host:4222", "", "", false},
 		{"", "", "", false},
+		// A cluster's members, in the order given; one token for all.
+		{"nats://tok@a:4222,nats://b:4222", "nats://a:4222,nats://b:4222", "tok", true},
+		{"tls://tok@a:4222, tls://tok@b:4222 ,", "tls://a:4222,tls://b:4222", "tok", true},
+		{"nats://one@a:4222,nats://two@b:4222", "", "", false}, // two tokens
+		{"nats://a:4222,wss://b", "", "", false},               // raw NATS and WebSocket in one pool
+		{"nats://a:4222,http://b", "", "", false},
+		{",", "", "", false},
 	} {
 		ep, err := FromURL(tc.raw)
 		if (err == nil) != tc.ok {
@@ -45,9 +52,10 @@ func TestFromURL(t *testing.T) {
 
 func TestRedactHidesCredentials(t *testing.T) {
 	for raw, want := range map[string]string{
-		"nats://s3cret@host:4222":  "nats://REDACTED@host:4222",
-		"nats://user:pw@host:4222": "nats://REDACTED@host:4222",
-		"nats://host:4222":         "nats://host:4222",
+		"nats://s3cret@host:4222":                   "nats://REDACTED@host:4222",
+		"nats://user:pw@host:4222":                  "nats://REDACTED@host:4222",
+		"nats://host:4222":                          "nats://host:4222",
+		"nats://s3cret@a:4222,nats://s3cret@b:4222": "nats://REDACTED@a:4222,nats://REDACTED@b:4222",
 	} {
 		if got := Redact(raw); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", raw, got, want)
@@ -162,6 +170,62 @@ func TestDialReconnectsWithinItsBound(t *testing.T) {
 	defer nc2.Close()
 	l2.Reset()
 	waitUntil("closed", 10*time.Second, nc2.IsClosed)
+}
+
+// A URL that names a cluster's members connects to the first that answers,
+// in the order given, and a connection that loses its member moves to
+// another one named, within the reconnect bound.
+func TestDialMovesToAnotherMemberItNames(t *testing.T) {
+	_, a := serverBehindLink(t, 0)
+	_, b := serverBehindLink(t, 0)
+	waitUntil := func(what string, limit time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not %s within %v", what, limit)
+			}
+			time.Sleep(20 * time.Millisecond) // polling a condition, not a pause to pass
+		}
+	}
+
+	// Nothing listens on the first: the second is taken.
+	nc, err := Dial(Endpoint{URL: "nats://127.0.0.1:1,nats://" + b.Addr(), Token: "tok"})
+	if err != nil {
+		t.Fatalf("the second member: %v", err)
+	}
+	if got, want := nc.ConnectedUrl(), "nats://"+b.Addr(); got != want {
+		t.Errorf("connected to %s, want %s", got, want)
+	}
+	nc.Close()
+
+	// In the order given, every time (never shuffled).
+	for range 5 {
+		nc, err := Dial(Endpoint{URL: "nats://" + a.Addr() + ",nats://" + b.Addr(), Token: "tok"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := nc.ConnectedUrl()
+		nc.Close()
+		if want := "nats://" + a.Addr(); got != want {
+			t.Fatalf("connected to %s, want the first named, %s", got, want)
+		}
+	}
+
+	// The first member's link is cut for longer than the bound: the
+	// connection moves to the second rather than close.
+	nc, err = Dial(Endpoint{URL: "nats://" + a.Addr() + ",nats://" + b.Addr(), Token: "tok", Reconnect: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	a.Cut(time.Minute)
+	waitUntil("reconnected to the second member", 10*time.Second, func() bool {
+		return nc.IsConnected() && nc.ConnectedUrl() == "nats://"+b.Addr()
+	})
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("on the second member: %v", err)
+	}
 }
 
 // serverBehindLink starts a NATS server (token "tok"; authTimeout in

@@ -28,6 +28,23 @@ func proxyFor(hostport string) (*url.URL, error) {
 	return p, nil
 }
 
+// proxyDialer dials an address directly, or through the HTTP proxy
+// HTTPS_PROXY names for it (each member of a cluster may differ).
+type proxyDialer struct {
+	timeout time.Duration
+}
+
+func (d proxyDialer) Dial(network, addr string) (net.Conn, error) {
+	proxy, err := proxyFor(addr)
+	if err != nil {
+		return nil, err
+	}
+	if proxy != nil {
+		return connectDialer{proxy: proxy, timeout: d.timeout}.Dial(network, addr)
+	}
+	return (&net.Dialer{Timeout: d.timeout}).Dial(network, addr)
+}
+
 // connectDialer reaches addresses through an HTTP proxy's CONNECT tunnel.
 // nats.go dials through it (a CustomDialer), then speaks TLS and NATS, or
 // TLS and WebSocket, inside the tunnel: the proxy sees only the host and

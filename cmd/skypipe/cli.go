@@ -42,7 +42,7 @@ NATS server with JetStream.`
 
 // Globals are the flags every command takes.
 type Globals struct {
-	URL       string           `help:"Satellite to use, as nats://[TOKEN@]HOST:PORT or wss://[TOKEN@]HOST[:PORT] (default: the one 'skypipe setup' set up, else the local one, started on demand). Prefer the environment variable: a token on the command line is visible to other users." env:"SKYPIPE_URL" group:"connection" placeholder:"URL"`
+	URL       string           `help:"Satellite to use, as nats://[TOKEN@]HOST:PORT or wss://[TOKEN@]HOST[:PORT], or a cluster's members separated by commas, tried in that order, at first and whenever the connection is lost (default: the one 'skypipe setup' set up, else the local one, started on demand). Prefer the environment variable: a token on the command line is visible to other users." env:"SKYPIPE_URL" group:"connection" placeholder:"URL"`
 	Creds     string           `help:"NATS credentials file (JWT and seed) to present to the NATS server, e.g. an existing JetStream deployment." env:"SKYPIPE_CREDS" group:"connection" type:"path" placeholder:"FILE"`
 	Context   string           `help:"Connect as the natscli context NAME says ($XDG_CONFIG_HOME/nats/context/NAME.json: URL, token, user, creds, nkey, TLS); --url and --creds override it." env:"SKYPIPE_CONTEXT" group:"connection" placeholder:"NAME"`
 	TLSCA     string           `name:"tls-ca" help:"Trust only this CA certificate (PEM) for the satellite's TLS certificate." env:"SKYPIPE_TLS_CA" group:"connection" type:"path" placeholder:"FILE"`

@@ -84,7 +84,8 @@ func (c *SetupTokenCmd) Run(ctx context.Context, g *Globals, s *SetupCmd) error 
 	base := ep.Web
 	if base == "" {
 		base = "https://HOST:8443"
-		if u, err := url.Parse(ep.URL); err == nil && u.Hostname() != "" {
+		first, _, _ := strings.Cut(ep.URL, ",") // a cluster's first member
+		if u, err := url.Parse(strings.TrimSpace(first)); err == nil && u.Hostname() != "" {
 			base = "https://" + u.Hostname() + ":8443"
 		}
 	}
