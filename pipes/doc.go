@@ -203,7 +203,8 @@
 // minutes by default), a lost connection
 // is not an error: Send and Receive say "reconnecting" (WithNotice) and
 // resume once it is back, to the same satellite restarted on its store or
-// to another member of a cluster; on one that does not, it fails them with
+// to another member of a cluster (the CLI's connections try the members a
+// user names, in that order); on one that does not, it fails them with
 // ErrDisconnected, as before.
 //
 //   - Live: frames in flight when a connection went are lost. Once back, a
@@ -217,7 +218,9 @@
 //   - Kept: a sender gives every kept frame a Nats-Msg-Id and a reply
 //     subject of its own, and holds a copy until the satellite confirms it;
 //     once back it publishes the unconfirmed ones again, and the stream
-//     drops those it had. Frames it published meanwhile may be stored
+//     drops those it had. One whose first copy a cluster's leader is still
+//     storing is answered "in process" (JetStream error 10158) and goes
+//     out again after FailoverRetry. Frames it published meanwhile may be stored
 //     before them: a claim's reader holds frames past a gap (up to
 //     StoreWindow of them) until the gap fills, so the loop gets them in
 //     order (reorder.go); a gap that does not fill reaches the loop, which

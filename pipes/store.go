@@ -164,6 +164,13 @@ type storeWriter struct {
 	progress   time.Time // the last confirmation, or the first frame after none pending
 	err        error
 
+	// inProcess are the frames published again whose first copy the
+	// stream was still storing (CodeMsgIDInProcess): the watcher publishes
+	// them again after FailoverRetry, unless confirmed meanwhile. retry
+	// wakes it.
+	inProcess []uint64
+	retry     chan struct{}
+
 	stop      chan struct{}
 	connected chan nats.Status // retain: the connection is back
 	watcher   sync.WaitGroup
@@ -178,7 +185,7 @@ type pendingFrame struct {
 }
 
 func (c *Client) newStoreWriter(s wire.Subjects, item string) (*storeWriter, error) {
-	w := &storeWriter{c: c, s: s, item: item, subject: s.Kept(item), stop: make(chan struct{}), retain: c.reconnects()}
+	w := &storeWriter{c: c, s: s, item: item, subject: s.Kept(item), stop: make(chan struct{}), retry: make(chan struct{}, 1), retain: c.reconnects()}
 	w.cond = sync.NewCond(&w.mu)
 	reply, err := c.confirmations.add(c.nc, item, w.onAck)
 	if err != nil {
@@ -263,6 +270,14 @@ func (w *storeWriter) watch() {
 		case <-w.connected: // nil unless retain
 			w.resend()
 			continue
+		case <-w.retry:
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(w.c.cfg.FailoverRetry):
+			}
+			w.publishInProcess()
+			continue
 		case <-t.C:
 		}
 		w.mu.Lock()
@@ -295,6 +310,23 @@ func (w *storeWriter) resend() {
 	}
 }
 
+// publishInProcess publishes again the frames the stream was still
+// storing when their copies came (inProcess), those not confirmed since.
+func (w *storeWriter) publishInProcess() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, n := range w.inProcess {
+		i := slices.IndexFunc(w.unconfirmed, func(f pendingFrame) bool { return f.n == n })
+		if i < 0 {
+			continue
+		}
+		if w.c.nc.PublishMsg(w.frameMsg(w.unconfirmed[i])) != nil {
+			break // the connection went: resend publishes them all
+		}
+	}
+	w.inProcess = w.inProcess[:0]
+}
+
 // frameMsg is the message that stores a pending frame.
 func (w *storeWriter) frameMsg(f pendingFrame) *nats.Msg {
 	subject := w.subject
@@ -310,9 +342,11 @@ func (w *storeWriter) frameMsg(f pendingFrame) *nats.Msg {
 
 func (w *storeWriter) onAck(m *nats.Msg) {
 	var err error
+	inProcess := false
 	if jsapi.Status(m) == jsapi.StatusNoResponse {
 		err = fmt.Errorf("%w: no store answered for pipe %q (removed while sending, or its cluster lost a member)", ErrNotStored, w.s.Name)
 	} else if aerr := jsapi.DecodeAck(m.Data); aerr != nil {
+		inProcess = jsapi.Code(aerr) == jsapi.CodeMsgIDInProcess
 		err = storeError(w.s, aerr)
 	}
 	n, perr := strconv.ParseUint(wire.LastToken(m.Subject), 10, 64)
@@ -323,6 +357,21 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 	i := slices.IndexFunc(w.unconfirmed, func(f pendingFrame) bool { return f.n == n })
 	if perr != nil || i < 0 {
 		return // confirmed before: a frame published again, or a late answer
+	}
+	if inProcess && w.unconfirmed[i].id != "" {
+		// A frame published again after a reconnect whose first copy a
+		// cluster's leader is still storing: neither stored nor refused
+		// yet. It stays unconfirmed (the watchdog's bound holds) and goes
+		// out again in a moment; the first copy's own answer, if it comes,
+		// confirms it. Failing here failed a sender whose member of a
+		// cluster was killed (faults/pipe_cluster_member_lost_reconnect, 1
+		// run in 4).
+		w.inProcess = append(w.inProcess, n)
+		select {
+		case w.retry <- struct{}{}:
+		default:
+		}
+		return
 	}
 	if d := w.unconfirmed[i].data; d != nil {
 		w.spare = append(w.spare, d) // nats.go copied it when it was published

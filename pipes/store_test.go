@@ -3,10 +3,14 @@ package pipes
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/skypipe/skypipe/internal/wire"
 )
@@ -198,6 +202,85 @@ func TestAKeptHeadGoesOutWithItsFramesOnceTheStoreIsKnown(t *testing.T) {
 	var out lockedBuffer
 	if res, err := sat.client().Receive(ctx, "async", &out, ReceiveOptions{}); err != nil || res.Items != 1 || out.String() != string(data) {
 		t.Fatalf("the item taken: %+v, %v; %d bytes of %d", res, err, out.Len(), len(data))
+	}
+}
+
+// A frame published again after a reconnect while a cluster's leader is
+// still storing its first copy is answered "duplicate message id is in
+// process" (JetStream error 10158): neither stored nor refused. The
+// writer does not fail the item on it: it publishes the frame again a
+// moment later, and the item is stored whole, once. (The answer is handed
+// to the writer here as the satellite words it: a single server never
+// gives it, and a cluster only in a race with a killed member, seen 1 run
+// in 4 in faults/pipe_cluster_member_lost_reconnect.)
+func TestAFrameStillBeingStoredIsPublishedAgainNotFailed(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	if _, err := sat.client().Send(ctx, "made", strings.NewReader("the store\n")); err != nil {
+		t.Fatal(err)
+	}
+	p := sat.linkTo(t)
+	c := New(reconnecting(t, "nats://"+p.Addr()), WithConfig(sat.cfg))
+	w := storeWriterOf(t, c, "again", "item1")
+	w.headAsync = true
+	watcher := sat.conn()
+	copies, err := watcher.SubscribeSync(w.subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The answers are held back while the frames go out.
+	p.Stall(2 * time.Second)
+	data := payload(1000, 5)
+	var head [wire.HeaderLen]byte
+	for _, f := range [][]byte{
+		wire.Seal(head[:], 0, 0),
+		wire.Seal(append(make([]byte, wire.HeaderLen), data...), 0, 0),
+		wire.EndFrame(0, uint64(len(data))),
+	} {
+		if err := w.write(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mu.Lock()
+	frame := w.unconfirmed[1]
+	w.mu.Unlock()
+	w.onAck(&nats.Msg{
+		Subject: w.reply + "." + strconv.FormatUint(frame.n, 10),
+		Data:    []byte(`{"error":{"code":409,"err_code":10158,"description":"duplicate message id is in process"}}`),
+	})
+	w.mu.Lock()
+	failed := w.err
+	w.mu.Unlock()
+	if failed != nil {
+		t.Fatalf("the item failed on a frame still being stored: %v", failed)
+	}
+	if err := w.wait(ctx); err != nil {
+		t.Fatalf("the item once the link thawed: %v", err)
+	}
+	// Published twice (the stream dropped one by its Nats-Msg-Id).
+	seen := 0
+	for {
+		m, err := copies.NextMsg(time.Second)
+		if err != nil {
+			break
+		}
+		if m.Header.Get(jetstream.MsgIDHeader) == frame.id {
+			seen++
+		}
+	}
+	if seen != 2 {
+		t.Errorf("the frame went out %d times, want 2 (first, and again once in process)", seen)
+	}
+	var out lockedBuffer
+	if res, err := sat.client().Receive(ctx, "again", &out, ReceiveOptions{}); err != nil || res.Items != 1 || out.String() != string(data) {
+		t.Fatalf("the item taken: %+v, %v; %d bytes of %d", res, err, out.Len(), len(data))
+	}
+	if n, err := keptItems(ctx, sat.client(), "again"); err != nil || n != 0 {
+		t.Fatalf("kept after it was taken: %d, %v", n, err)
 	}
 }
 

@@ -41,6 +41,11 @@ const (
 	// clustered (a server may have a cluster name, as leaf nodes do,
 	// without a clustered JetStream).
 	CodeNotClustered = 10074
+	// CodeMsgIDInProcess: a message published again with a Nats-Msg-Id
+	// whose first copy a cluster's stream leader has not finished storing
+	// (proposed, not yet committed): publish it again a moment later, and
+	// the stream stores it or drops it as a duplicate.
+	CodeMsgIDInProcess = 10158
 )
 
 // Timing bounds the API's waits.
