@@ -91,10 +91,12 @@
 // its window ahead of the slowest receiver, far below the 64 MiB that a
 // NATS server or client buffers per connection before it drops a slow
 // consumer: the sender is paced like a Unix pipe writer and nothing is
-// dropped. The window is Config.LiveWindow (8 MiB); a sender whose acks
-// take LivePath (10 ms) or more to come back, and that waits for them while
-// no queue builds on the path (the latest round trip within half the least
-// one more), doubles it, up to LiveWindowMax (16 MiB), so that a WAN is
+// dropped. The window is Config.LiveWindow (8 MiB); a sender whose
+// receivers answer its roll call, and ack its frames, LivePath (10 ms) or
+// more later (a frame's ack also waits for the window ahead of it to
+// drain: the roll call times the path itself), and that waits for acks
+// while no queue builds on the path (the latest round trip within half the
+// least one more), doubles it, up to LiveWindowMax (16 MiB), so that a WAN is
 // less bound by a window a round trip (livewindow.go). A receiver that stops acking is probed on rcv.<id>; one that does
 // not answer is dropped from the audience within seconds and stalls no one.
 // Acks, joins and leaves reach the sender through one channel, so an ack is

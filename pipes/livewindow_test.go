@@ -1,6 +1,7 @@
 package pipes
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -17,20 +18,24 @@ func TestLiveWindowGrowsOnlyAcrossALongPathWithNoQueueBuilding(t *testing.T) {
 	type round struct{ rtt, waited time.Duration }
 	for _, tc := range []struct {
 		name   string
+		seen   time.Duration // the roll call's round trip, if answered
 		rounds []round
 		want   int
 	}{
-		{"nothing timed yet: the configured start", nil, 8 << 20},
-		{"near the satellite: never grows, however long it waits", []round{{ms, 50 * ms}, {2 * ms, time.Second}, {ms, time.Second}}, 8 << 20},
-		{"across a WAN, acks keep up (the input is the slower side): never grows", []round{{200 * ms, 0}, {200 * ms, ms}, {210 * ms, 50 * ms}}, 8 << 20},
-		{"across a WAN, waited most of a round trip: doubles", []round{{200 * ms, 190 * ms}}, 16 << 20},
-		{"across a WAN, round trip after round trip: doubles up to the cap and stays", []round{{200 * ms, 190 * ms}, {210 * ms, 180 * ms}, {205 * ms, 170 * ms}, {200 * ms, 150 * ms}}, 24 << 20},
-		{"a queue building in front of a receiver (acks later and later): stops growing", []round{{200 * ms, 190 * ms}, {400 * ms, 390 * ms}, {800 * ms, 790 * ms}}, 16 << 20},
-		{"the least round trip is the path: a late ack does not lengthen it", []round{{400 * ms, 0}, {20 * ms, 15 * ms}}, 16 << 20},
-		{"20 ms away, window-bound: grows", []round{{20 * ms, 15 * ms}, {21 * ms, 12 * ms}}, 24 << 20},
+		{"nothing timed yet: the configured start", 0, nil, 8 << 20},
+		{"near the satellite: never grows, however long it waits", 0, []round{{ms, 50 * ms}, {2 * ms, time.Second}, {ms, time.Second}}, 8 << 20},
+		{"across a WAN, acks keep up (the input is the slower side): never grows", 0, []round{{200 * ms, 0}, {200 * ms, ms}, {210 * ms, 50 * ms}}, 8 << 20},
+		{"across a WAN, waited most of a round trip: doubles", 0, []round{{200 * ms, 190 * ms}}, 16 << 20},
+		{"across a WAN, round trip after round trip: doubles up to the cap and stays", 0, []round{{200 * ms, 190 * ms}, {210 * ms, 180 * ms}, {205 * ms, 170 * ms}, {200 * ms, 150 * ms}}, 24 << 20},
+		{"a queue building in front of a receiver (acks later and later): stops growing", 0, []round{{200 * ms, 190 * ms}, {400 * ms, 390 * ms}, {800 * ms, 790 * ms}}, 16 << 20},
+		{"the least round trip is the path: a late ack does not lengthen it", 0, []round{{400 * ms, 0}, {20 * ms, 15 * ms}}, 16 << 20},
+		{"20 ms away, window-bound: grows", 0, []round{{20 * ms, 15 * ms}, {21 * ms, 12 * ms}}, 24 << 20},
+		{"near the satellite (the roll call answered at once), frames queued behind the window: never grows", 300 * time.Microsecond, []round{{11 * ms, 7 * ms}, {17 * ms, 10 * ms}, {17 * ms, 12 * ms}}, 8 << 20},
+		{"across a WAN (the roll call answered a round trip later), window-bound: grows", 205 * ms, []round{{200 * ms, 190 * ms}}, 16 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newLiveWindow(cfg)
+			w.seen(tc.seen)
 			now := time.Unix(1000, 0)
 			var off uint64
 			for _, r := range tc.rounds {
@@ -154,5 +159,47 @@ func TestALiveSenderAcrossALongPathGrowsItsWindowAndKeepsWhatItsReceiverLeft(t *
 	itemErr(t, err, ErrPartial)
 	if out.String() != string(data[written:]) {
 		t.Fatalf("the kept rest: %d bytes, want %d from byte %d; first difference at %d", out.Len(), len(data)-written, written, firstDiff(out.String(), string(data[written:])))
+	}
+}
+
+// A sender near the satellite whose receiver's output is the slower side
+// never grows its window, however late each frame's ack (the window ahead
+// of it drains at the output's pace) and however long it waits: the
+// receiver answered its roll call at once, and that is the path. Before,
+// the frames' round trips alone made the path look long, and a live
+// sender on loopback grew its window (its receiver's peak RSS 37 -> 47-54
+// MiB in go run ./tests/bench -cases live).
+func TestALiveSenderNearTheSatelliteKeepsItsWindowBehindASlowOutput(t *testing.T) {
+	sat := newSatellite(t)
+	var mu sync.Mutex
+	var grew []int
+	sat.cfg.LiveWindow, sat.cfg.LiveWindowMax, sat.cfg.LivePath = 1<<20, 4<<20, 10*time.Millisecond
+	sat.cfg.windowGrew = func(_ string, size int) {
+		mu.Lock()
+		defer mu.Unlock()
+		grew = append(grew, size)
+	}
+	ctx := testCtx(t)
+	// 256 KiB frames written at one per 15 ms: an ack comes 60 ms after
+	// its frame went out behind a full window of 1 MiB, and the sender
+	// waits 15 ms for each.
+	out := &slowWriter{delay: 15 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() {
+		_, err := sat.client().Receive(ctx, "near", out, ReceiveOptions{})
+		done <- err
+	}()
+	sat.attached(ctx, "near", 1)
+	data := payload(6<<20, 23)
+	if res, err := sat.client().Send(ctx, "near", strings.NewReader(string(data))); err != nil || res.Kept {
+		t.Fatalf("send: %+v, %v", res, err)
+	}
+	if err := <-done; err != nil || !bytes.Equal(out.buf.Bytes(), data) {
+		t.Fatalf("receive: %v; %d bytes of %d", err, out.n(), len(data))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(grew) != 0 {
+		t.Fatalf("the window grew to %v near the satellite", grew)
 	}
 }

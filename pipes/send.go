@@ -446,6 +446,7 @@ const maxPasses = 16
 func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, error) {
 	offer := nats.Msg{Subject: snd.s.Take(), Reply: snd.s.TakeReply(snd.item)}
 	roll := nats.Msg{Subject: snd.s.Roll(), Reply: snd.s.Item(snd.item)}
+	called := time.Now() // a receiver's answer times the path (liveWindow.seen)
 	for _, m := range []*nats.Msg{&offer, &roll} {
 		if err := snd.c.nc.PublishMsg(m); err != nil {
 			return false, fmt.Errorf("looking for receivers: %w", err)
@@ -470,6 +471,7 @@ func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, e
 			switch a {
 			case answerTaken:
 				takers = some
+				snd.win.seen(time.Since(called))
 			case answerPassed:
 				if passes++; passes > maxPasses {
 					takers = none
@@ -480,6 +482,7 @@ func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, e
 				takers = none
 			case answerListener:
 				listeners = some
+				snd.win.seen(time.Since(called))
 			case answerNoListeners:
 				listeners = none
 			}
