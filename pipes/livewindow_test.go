@@ -89,19 +89,9 @@ func TestLiveWindowGrowsOnlyAcrossALongPathWithNoQueueBuilding(t *testing.T) {
 // strict config, where a ring short of the bytes to keep panics.
 func TestALiveSenderAcrossALongPathGrowsItsWindowAndKeepsWhatItsReceiverLeft(t *testing.T) {
 	sat := newSatellite(t)
-	var mu sync.Mutex
-	var grew []int
 	sat.cfg.LiveWindow, sat.cfg.LiveWindowMax, sat.cfg.LivePath = 1<<20, 4<<20, 20*time.Millisecond
-	sat.cfg.windowGrew = func(_ string, size int) {
-		mu.Lock()
-		defer mu.Unlock()
-		grew = append(grew, size)
-	}
-	sizes := func() []int {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]int(nil), grew...)
-	}
+	grew := recordGrowth(&sat.cfg)
+	sizes := grew.sizes
 	ctx := testCtx(t)
 	p := sat.linkTo(t)
 	p.SetRTT(60 * time.Millisecond)
@@ -122,7 +112,7 @@ func TestALiveSenderAcrossALongPathGrowsItsWindowAndKeepsWhatItsReceiverLeft(t *
 	}
 
 	// The receiver leaves once the window grew and the ring wrapped.
-	grew = nil
+	grew.reset()
 	data = payload(24<<20, 22)
 	rctx, leave := context.WithCancel(ctx)
 	defer leave()
@@ -171,14 +161,8 @@ func TestALiveSenderAcrossALongPathGrowsItsWindowAndKeepsWhatItsReceiverLeft(t *
 // MiB in go run ./tests/bench -cases live).
 func TestALiveSenderNearTheSatelliteKeepsItsWindowBehindASlowOutput(t *testing.T) {
 	sat := newSatellite(t)
-	var mu sync.Mutex
-	var grew []int
 	sat.cfg.LiveWindow, sat.cfg.LiveWindowMax, sat.cfg.LivePath = 1<<20, 4<<20, 10*time.Millisecond
-	sat.cfg.windowGrew = func(_ string, size int) {
-		mu.Lock()
-		defer mu.Unlock()
-		grew = append(grew, size)
-	}
+	grew := recordGrowth(&sat.cfg)
 	ctx := testCtx(t)
 	// 256 KiB frames written at one per 15 ms: an ack comes 60 ms after
 	// its frame went out behind a full window of 1 MiB, and the sender
@@ -197,9 +181,37 @@ func TestALiveSenderNearTheSatelliteKeepsItsWindowBehindASlowOutput(t *testing.T
 	if err := <-done; err != nil || !bytes.Equal(out.buf.Bytes(), data) {
 		t.Fatalf("receive: %v; %d bytes of %d", err, out.n(), len(data))
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(grew) != 0 {
-		t.Fatalf("the window grew to %v near the satellite", grew)
+	if got := grew.sizes(); len(got) != 0 {
+		t.Fatalf("the window grew to %v near the satellite", got)
 	}
+}
+
+// growthLog is what the live windows of a Config grew to (its windowGrew
+// hook), in order.
+type growthLog struct {
+	mu   sync.Mutex
+	grew []int
+}
+
+// recordGrowth hooks a growthLog into cfg.
+func recordGrowth(cfg *Config) *growthLog {
+	g := &growthLog{}
+	cfg.windowGrew = func(_ string, size int) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.grew = append(g.grew, size)
+	}
+	return g
+}
+
+func (g *growthLog) sizes() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]int(nil), g.grew...)
+}
+
+func (g *growthLog) reset() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.grew = nil
 }

@@ -131,16 +131,6 @@ func TestDialWaitsForASlowHandshake(t *testing.T) {
 func TestDialReconnectsWithinItsBound(t *testing.T) {
 	srv, l := serverBehindLink(t, 0)
 	ep := Endpoint{URL: "nats://" + l.Addr(), Token: "tok"}
-	waitUntil := func(what string, limit time.Duration, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(limit)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("not %s within %v", what, limit)
-			}
-			time.Sleep(20 * time.Millisecond) // polling a condition, not a pause to pass
-		}
-	}
 
 	ep.Reconnect = 3 * time.Second
 	nc, err := Dial(ep)
@@ -149,11 +139,11 @@ func TestDialReconnectsWithinItsBound(t *testing.T) {
 	}
 	defer nc.Close()
 	l.Cut(500 * time.Millisecond)
-	waitUntil("reconnected", 10*time.Second, func() bool { return nc.IsConnected() && nc.Stats().Reconnects >= 1 })
+	waitUntil(t, "reconnected", 10*time.Second, func() bool { return nc.IsConnected() && nc.Stats().Reconnects >= 1 })
 
 	l.Cut(time.Minute)
 	start := time.Now()
-	waitUntil("closed", 20*time.Second, nc.IsClosed)
+	waitUntil(t, "closed", 20*time.Second, nc.IsClosed)
 	if took := time.Since(start); took < ep.Reconnect {
 		t.Fatalf("closed after %v, before its bound of %v", took, ep.Reconnect)
 	}
@@ -169,7 +159,7 @@ func TestDialReconnectsWithinItsBound(t *testing.T) {
 	}
 	defer nc2.Close()
 	l2.Reset()
-	waitUntil("closed", 10*time.Second, nc2.IsClosed)
+	waitUntil(t, "closed", 10*time.Second, nc2.IsClosed)
 }
 
 // A URL that names a cluster's members connects to the first that answers,
@@ -178,16 +168,6 @@ func TestDialReconnectsWithinItsBound(t *testing.T) {
 func TestDialMovesToAnotherMemberItNames(t *testing.T) {
 	_, a := serverBehindLink(t, 0)
 	_, b := serverBehindLink(t, 0)
-	waitUntil := func(what string, limit time.Duration, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(limit)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("not %s within %v", what, limit)
-			}
-			time.Sleep(20 * time.Millisecond) // polling a condition, not a pause to pass
-		}
-	}
 
 	// Nothing listens on the first: the second is taken.
 	nc, err := Dial(Endpoint{URL: "nats://127.0.0.1:1,nats://" + b.Addr(), Token: "tok"})
@@ -220,11 +200,23 @@ func TestDialMovesToAnotherMemberItNames(t *testing.T) {
 	}
 	defer nc.Close()
 	a.Cut(time.Minute)
-	waitUntil("reconnected to the second member", 10*time.Second, func() bool {
+	waitUntil(t, "reconnected to the second member", 10*time.Second, func() bool {
 		return nc.IsConnected() && nc.ConnectedUrl() == "nats://"+b.Addr()
 	})
 	if err := nc.Flush(); err != nil {
 		t.Fatalf("on the second member: %v", err)
+	}
+}
+
+// waitUntil fails the test unless cond holds within limit.
+func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not %s within %v", what, limit)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, not a pause to pass
 	}
 }
 
