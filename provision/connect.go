@@ -105,6 +105,28 @@ func splitURLs(raw string) []string {
 // isWebSocket tells a NATS-over-WebSocket URL from a raw NATS one.
 func isWebSocket(u *url.URL) bool { return u.Scheme == "ws" || u.Scheme == "wss" }
 
+// memberURLs checks the servers a URL names (splitURLs): at least one,
+// each a URL with a host, and all raw NATS or all NATS over WebSocket
+// (nats.go dials one transport per connection). It returns the first.
+func memberURLs(parts []string) (*url.URL, error) {
+	if len(parts) == 0 {
+		return nil, errors.New("no URL")
+	}
+	var first *url.URL
+	for _, part := range parts {
+		u, err := url.Parse(part)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("%q is not a URL", Redact(part))
+		}
+		if first == nil {
+			first = u
+		} else if isWebSocket(u) != isWebSocket(first) {
+			return nil, fmt.Errorf("%q mixes NATS over WebSocket (ws://, wss://) with raw NATS (nats://, tls://)", Redact(strings.Join(parts, ",")))
+		}
+	}
+	return first, nil
+}
+
 // dialURL connects to the server raw names or, where it names several
 // (a cluster's members), to the first of them that answers, in the order
 // given; a connection that is lost tries them all again in that order. The
@@ -113,20 +135,9 @@ func isWebSocket(u *url.URL) bool { return u.Scheme == "ws" || u.Scheme == "wss"
 // used: they may be addresses only the cluster can reach.
 func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 	parts := splitURLs(raw)
-	if len(parts) == 0 {
-		return nil, fmt.Errorf("%w: %q is not a URL", ErrUnreachable, Redact(raw))
-	}
-	var u *url.URL
-	for _, part := range parts {
-		pu, err := url.Parse(part)
-		if err != nil || pu.Host == "" {
-			return nil, fmt.Errorf("%w: %q is not a URL", ErrUnreachable, Redact(part))
-		}
-		if u == nil {
-			u = pu
-		} else if isWebSocket(pu) != isWebSocket(u) {
-			return nil, fmt.Errorf("%w: %q mixes NATS over WebSocket with raw NATS", ErrUnreachable, Redact(raw))
-		}
+	u, err := memberURLs(parts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	raw = strings.Join(parts, ",")
 	opts := []nats.Option{

@@ -9,8 +9,14 @@ import (
 	"strings"
 )
 
-// ErrNoContext: no natscli context of that name.
-var ErrNoContext = errors.New("no such nats context")
+var (
+	// ErrNoContext: no natscli context of that name.
+	ErrNoContext = errors.New("no such nats context")
+	// ErrBadContext: a natscli context that skypipe cannot connect as
+	// (its url names no server, or mixes NATS over WebSocket with raw
+	// NATS).
+	ErrBadContext = errors.New("unusable nats context")
+)
 
 // natsContext is the part of a natscli context (github.com/nats-io/jsm.go,
 // natscontext) that says how to connect.
@@ -72,6 +78,11 @@ func FromContext(name string) (Endpoint, error) {
 	}
 	if ep.URL == "" {
 		ep.URL = "nats://127.0.0.1:4222" // natscli's default too
+	}
+	// Checked here, not at the dial, so that the user hears it is the
+	// context to fix, not a satellite to look for.
+	if _, err := memberURLs(splitURLs(ep.URL)); err != nil {
+		return Endpoint{}, fmt.Errorf("%w %s: its url: %v", ErrBadContext, name, err)
 	}
 	if c.CA != "" {
 		if ep.CAPEM, err = os.ReadFile(expand(c.CA)); err != nil {

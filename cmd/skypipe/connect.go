@@ -62,7 +62,11 @@ func (g *Globals) remote() (provision.Endpoint, bool, error) {
 	if g.Context != "" {
 		var err error
 		if ep, err = provision.FromContext(g.Context); err != nil {
-			return ep, false, &usageError{msg: err.Error(), hint: "'nats context ls' lists the contexts; a context is a JSON file in ~/.config/nats/context"}
+			hint := "'nats context ls' lists the contexts; a context is a JSON file in ~/.config/nats/context"
+			if errors.Is(err, provision.ErrBadContext) {
+				hint = "fix its url with 'nats context edit " + g.Context + "': one server, or a cluster's members comma-separated, all nats:// and tls:// or all wss://"
+			}
+			return ep, false, &usageError{msg: err.Error(), hint: hint}
 		}
 		named = true
 	}
