@@ -45,13 +45,20 @@ func (g *Globals) pipes(nc *nats.Conn, ep provision.Endpoint, opts ...pipes.Opti
 		opts = append(opts, pipes.WithJetStreamDomain(domain))
 	}
 	if g.Reconnect > 0 {
-		// A receiver waits as long for a sender whose connection is
-		// being re-established.
-		cfg := pipes.DefaultConfig()
-		cfg.Reconnect = g.Reconnect
-		opts = append([]pipes.Option{pipes.WithConfig(cfg)}, opts...)
+		opts = append([]pipes.Option{pipes.WithConfig(g.config())}, opts...)
 	}
 	return pipes.New(nc, opts...)
+}
+
+// config is the pipes' configuration the global flags make: the default,
+// with --reconnect (a receiver waits as long for a sender whose connection
+// is being re-established). A command that tunes more starts from it.
+func (g *Globals) config() pipes.Config {
+	cfg := pipes.DefaultConfig()
+	if g.Reconnect > 0 {
+		cfg.Reconnect = g.Reconnect
+	}
+	return cfg
 }
 
 // remote is the satellite the flags, the environment or the setup cache

@@ -7,13 +7,15 @@ import (
 	"os"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/skypipe/skypipe/pipes"
 )
 
 // LsCmd lists the pipes that keep items or have receivers waiting.
 type LsCmd struct {
-	JSON bool `name:"json" help:"Print a JSON array instead, one object a pipe (fields: see 'skypipe ls --help')."`
+	JSON bool          `name:"json" help:"Print a JSON array instead, one object a pipe (fields: see 'skypipe ls --help')."`
+	Wait time.Duration `name:"wait" default:"100ms" env:"SKYPIPE_LS_WAIT" placeholder:"DUR" help:"How long receivers get to answer, beyond this machine's own round trip to the satellite: raise it when receivers are farther from the satellite than this machine is (a receiver 300 ms away needs 300ms or more)."`
 }
 
 // Help is the long help of ls.
@@ -21,7 +23,9 @@ func (c *LsCmd) Help() string {
 	return `Lists, on stdout, the pipes that keep items or have receivers attached
 (a pipe that has neither is only a name and is not listed): how many items,
 the bytes they hold (their data, as far as it is stored), how many receivers
-are attached now, and what the items are:
+are attached now (those that answer within --wait of the satellite
+passing the question on: 100 ms by default, beyond this machine's own
+round trip to the satellite), and what the items are:
   WHOLE    kept from the first byte to the end: a receiver gets all of it
   PARTIAL  kept from a later byte on, because live receivers got its start
            and left mid-item: a receiver gets only a tail and exits 3
@@ -49,6 +53,7 @@ With --json it prints a JSON array, one object a pipe, by name:
 
 Examples:
   skypipe ls
+  skypipe ls --wait 1s      # receivers on another continent count too
   skypipe ls --json | jq -r '.[] | select(.items > 0) | .name'
   skypipe ls --json | jq -r '.[] | select(.name == "jobs") | .broken_items[]'`
 }
@@ -71,12 +76,17 @@ type lsEntry struct {
 
 // Run lists the pipes, on stdout: this listing is the command's data.
 func (c *LsCmd) Run(ctx context.Context, g *Globals) error {
+	if c.Wait <= 0 {
+		return &usageError{msg: fmt.Sprintf("--wait %v: receivers need some time to answer", c.Wait), hint: "the default is 100ms; across continents 1s"}
+	}
 	nc, ep, err := g.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	client := g.pipes(nc, ep)
+	cfg := g.config()
+	cfg.CensusWindow = c.Wait
+	client := g.pipes(nc, ep, pipes.WithConfig(cfg))
 	list, err := client.List(ctx)
 	if err != nil {
 		return err
