@@ -242,16 +242,10 @@ func FromURL(raw string) (Endpoint, error) {
 	}
 	ep := Endpoint{Source: "--url"}
 	var clean []string
-	var first *url.URL
 	for _, part := range parts {
 		u, token, err := parseURL(part)
 		if err != nil {
 			return Endpoint{}, err
-		}
-		if first == nil {
-			first = u
-		} else if isWebSocket(u) != isWebSocket(first) {
-			return Endpoint{}, fmt.Errorf("%q: the URLs are all NATS over WebSocket (wss://) or all raw NATS (nats://, tls://), not both", Redact(raw))
 		}
 		if token != "" {
 			if ep.Token != "" && ep.Token != token {
@@ -260,6 +254,9 @@ func FromURL(raw string) (Endpoint, error) {
 			ep.Token = token
 		}
 		clean = append(clean, u.String())
+	}
+	if _, err := memberURLs(clean); err != nil {
+		return Endpoint{}, err
 	}
 	ep.URL = strings.Join(clean, ",")
 	return ep, nil
