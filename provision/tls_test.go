@@ -70,23 +70,7 @@ func TestDialPinsTheCA(t *testing.T) {
 // TestPlaintextClientRefused: a satellite with TLS lets no client in
 // without it, and a pinned client is refused with a wrong token.
 func TestPlaintextClientRefused(t *testing.T) {
-	ca, err := NewAuthority()
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ServerTLS(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Token: "tok", TLS: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	srv, ca := tokenSatellite(t, true)
 	url := strings.Replace(srv.URL(), "tls://", "nats://", 1)
 	if _, err := Dial(Endpoint{URL: url, Token: "tok"}); err == nil {
 		t.Fatal("a client without the pinned CA was let in (the system roots must not trust skypipe's CA)")
@@ -110,4 +94,32 @@ func TestIssueRejectsNonsense(t *testing.T) {
 	if _, _, err := (Authority{CertPEM: []byte("x"), KeyPEM: []byte("y")}).Issue([]string{"h"}, time.Hour); err == nil {
 		t.Error("Issue with a broken authority succeeded")
 	}
+}
+
+// tokenSatellite starts a satellite on loopback whose token is "tok",
+// with TLS (a certificate for 127.0.0.1 from the Authority it returns) or
+// without; it stops when the test ends.
+func tokenSatellite(t *testing.T, withTLS bool) (*embedded.Server, Authority) {
+	t.Helper()
+	cfg := embedded.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Token: "tok"}
+	var ca Authority
+	if withTLS {
+		var err error
+		if ca, err = NewAuthority(); err != nil {
+			t.Fatal(err)
+		}
+		certPEM, keyPEM, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.TLS, err = ServerTLS(certPEM, keyPEM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := embedded.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv, ca
 }

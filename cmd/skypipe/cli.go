@@ -51,6 +51,8 @@ type Globals struct {
 	Quiet     bool             `short:"q" help:"Say nothing of what is happening: no waiting line, progress or summary on a terminal, no note of a local satellite started. Errors still print." env:"SKYPIPE_QUIET"`
 	Version   kong.VersionFlag `help:"Print the version and exit."`
 	Man       manFlag          `help:"Print the man page (roff) and exit: skypipe --man > skypipe.1."`
+
+	dialed []dialed // the connections connect made, for refused
 }
 
 // CLI is skypipe's command line.

@@ -24,7 +24,19 @@ func (g *Globals) connect(ctx context.Context) (*nats.Conn, provision.Endpoint, 
 	}
 	if remote {
 		ep.Reconnect = g.Reconnect
+		// A satellite that took these credentials before is not waited
+		// for to take them again: a round trip less (Endpoint.Accepted).
+		paths, perr := provision.DefaultPaths()
+		if perr == nil {
+			ep.Accepted = paths.Accepted(ep)
+		}
 		nc, err := provision.Dial(ep)
+		if err == nil {
+			g.dialed = append(g.dialed, dialed{nc: nc, ep: ep})
+			if perr == nil && !ep.Accepted {
+				_ = paths.RememberAccepted(ep) // best effort: the next command waits
+			}
+		}
 		return nc, ep, err
 	}
 	local, err := g.local()
@@ -32,6 +44,29 @@ func (g *Globals) connect(ctx context.Context) (*nats.Conn, provision.Endpoint, 
 		return nil, provision.Endpoint{}, err
 	}
 	return local.Connect(ctx)
+}
+
+// dialed is a connection Globals.connect made, and to what.
+type dialed struct {
+	nc *nats.Conn
+	ep provision.Endpoint
+}
+
+// refused is the satellite's refusal of the credentials, where it came
+// only after the connection was made (provision.Refused): a command on it
+// fails with whatever its first step met, a lost connection, when what
+// happened is this. The satellite is then no longer taken to accept
+// them, and the next command waits for its answer.
+func (g *Globals) refused() error {
+	for _, d := range g.dialed {
+		if err := provision.Refused(d.nc); err != nil {
+			if paths, perr := provision.DefaultPaths(); perr == nil {
+				_ = paths.ForgetAccepted(d.ep)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // pipes returns the pipes of the satellite nc reaches, in the JetStream

@@ -85,6 +85,9 @@ func run(args []string) int {
 			errorf("%s", sig)
 			return sig.code()
 		}
+		if refused := cli.Globals.refused(); refused != nil {
+			err = refused
+		}
 		return fail(err)
 	}
 	return 0

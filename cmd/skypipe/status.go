@@ -165,9 +165,9 @@ func probe(ctx context.Context, g *Globals) (*status, error) {
 	if ep.Alt != "" {
 		st.ConnectedTo = nc.ConnectedUrlRedacted()
 	}
-	_, plain := nc.TLSConnectionState()
+	_, secure := provision.TLSState(nc)
 	switch {
-	case plain != nil:
+	case !secure:
 		st.TLS = "none"
 	case ep.WSPublicCA && strings.HasPrefix(nc.ConnectedUrl(), "wss://"):
 		st.TLS = "public"
