@@ -32,7 +32,12 @@ type claim struct {
 	stop     context.CancelFunc // stops the reader
 	done     chan struct{}      // closed when the reader returns
 
-	acks []string // where to ack each frame read, to remove the item at the end
+	// direct: the whole item, as the look that found it got it (a small
+	// item found by a receiver's first look, see claimer.firstFrames):
+	// the reader hands these over and pulls nothing, and the item is
+	// removed by a purge.
+	direct []jsapi.Head
+	acks   []string // where to ack each frame read, to remove the item at the end
 	// byPurge: the item is removed by a purge at the end, not by acks
 	// (its frames were read again through a new consumer).
 	byPurge  bool
@@ -59,6 +64,9 @@ type claimer struct {
 	s      wire.Subjects
 	rid    string
 	lookup *jsapi.Lookup
+	// frames looks, beside lookup's first look for heads, for the first
+	// frames of the pipe (firstFrames); nil until then.
+	frames *jsapi.Lookup
 	n      int // claims made, for their names
 
 	post  func(event) bool // hands an event to the loop; false once it is gone
@@ -108,6 +116,63 @@ func (cl *claimer) heads(ctx context.Context, from uint64) (heads []jsapi.Head, 
 		return nil, false, fmt.Errorf("looking for kept items: %w", err)
 	}
 	return heads, more, nil
+}
+
+// Small items ride with the look for them: a receiver's first look for
+// kept items also asks, in the same flight, for the first frames of the
+// pipe, up to smallFrames of them and smallBytes in all (the satellite
+// sends at most one frame past that). An item found whole among them is
+// written out once claimed, with no pull: a round trip less for a kept
+// trigger or a small job.
+const (
+	smallFrames = 8
+	smallBytes  = 64 << 10
+)
+
+// firstFrames returns the first frames the pipe keeps, or none if it
+// cannot tell: what it finds is only a shortcut.
+func (cl *claimer) firstFrames(ctx context.Context) []jsapi.Head {
+	if cl.frames == nil {
+		cl.frames = cl.js.NewLookup()
+	}
+	frames, err := cl.frames.First(ctx, cl.s.Stream, cl.s.Stored(), 0, smallFrames, smallBytes)
+	if err != nil {
+		return nil
+	}
+	return frames
+}
+
+// wholeItem returns the frames of item among frames, from its head at
+// stream sequence head to its end, if all are there, in order, with
+// offsets that follow each other and a plain end (not an abort); else
+// nil, and the item is pulled as any other.
+func wholeItem(frames []jsapi.Head, s wire.Subjects, item string, head uint64) []jsapi.Head {
+	headSubj, keptSubj := s.Head(item), s.Kept(item)
+	var out []jsapi.Head
+	var next uint64
+	for _, m := range frames {
+		switch {
+		case m.Seq < head:
+			continue
+		case len(out) == 0 && (m.Seq != head || m.Subject != headSubj):
+			return nil
+		case len(out) > 0 && m.Subject != keptSubj:
+			continue // another item's
+		}
+		f, err := wire.Parse(m.Data)
+		if err != nil || f.Aborted() || len(out) > 0 && f.Offset != next {
+			return nil
+		}
+		next = f.Offset + uint64(len(f.Data))
+		out = append(out, m)
+		if f.End() {
+			if len(out) == 1 {
+				return nil // a head is no end
+			}
+			return out
+		}
+	}
+	return nil
 }
 
 // claimResult is what a claim attempt found.
@@ -192,7 +257,7 @@ func (cl *claimer) create(ctx context.Context, item, name string) (*claim, claim
 // start starts reading a claimed item into the loop.
 func (cl *claimer) start(c *claim) {
 	var err error
-	if c.pull == nil {
+	if c.pull == nil && c.direct == nil {
 		c.pull, err = cl.js.NewPull(cl.s.Stream, c.consumer)
 	}
 	if err != nil {
@@ -205,10 +270,14 @@ func (cl *claimer) start(c *claim) {
 	c.done = make(chan struct{})
 	cl.readers.Go(func() {
 		defer close(c.done)
-		defer c.pull.Close()
 		if cl.cfg.readStarting != nil {
 			cl.cfg.readStarting(c.ctx, c.item)
 		}
+		if c.direct != nil {
+			cl.readDirect(c)
+			return
+		}
+		defer c.pull.Close()
 		cl.read(c)
 	})
 }
@@ -409,6 +478,25 @@ func (cl *claimer) read(c *claim) {
 			if c.stored > 0 {
 				left += uint64(pending) // known stored: ask for them again
 			}
+		}
+	}
+}
+
+// readDirect hands the loop the frames of an item that came whole with
+// the look that found it.
+func (cl *claimer) readDirect(c *claim) {
+	for i, h := range c.direct {
+		select {
+		case cl.slots <- struct{}{}:
+		case <-c.ctx.Done():
+			return
+		}
+		if !cl.post(event{
+			kind: evKept, item: c.item, cl: c, msg: &nats.Msg{Subject: h.Subject, Data: h.Data},
+			seq: h.Seq, more: uint64(len(c.direct) - 1 - i), head: i == 0,
+		}) {
+			<-cl.slots
+			return
 		}
 	}
 }
@@ -616,6 +704,7 @@ type cleanupJob struct {
 	consumer string
 	acks     []string
 	byPurge  bool
+	direct   bool // read with the look that found it: its consumer delivered nothing
 }
 
 // finish gives back a kept item this receiver wrote out whole: it removes
@@ -635,7 +724,8 @@ func (cl *claimer) finish(ctx context.Context, c *claim) {
 			cl.cleaners.Go(func() { cl.cleaner(ctx, cl.cleanup) })
 		}
 	}
-	cl.cleanup <- cleanupJob{item: c.item, consumer: c.consumer, acks: c.acks, byPurge: c.byPurge || c.replicated}
+	cl.cleanup <- cleanupJob{item: c.item, consumer: c.consumer, acks: c.acks,
+		byPurge: c.byPurge || c.replicated || c.direct != nil, direct: c.direct != nil}
 }
 
 func (cl *claimer) cleaner(ctx context.Context, jobs <-chan cleanupJob) {
@@ -654,7 +744,7 @@ func (cl *claimer) cleaner(ctx context.Context, jobs <-chan cleanupJob) {
 		} else if err = cl.ackAll(cctx, job.acks); err != nil {
 			err = cl.c.purgeItem(cctx, cl.s, job.item)
 		}
-		if err == nil && !job.byPurge {
+		if err == nil && (!job.byPurge || job.direct) {
 			// The item is removed: the claim holds nothing, and nobody
 			// waits for it to go (DropConsumer).
 			err = cl.js.DropConsumer(cl.s.Stream, job.consumer)
@@ -700,6 +790,9 @@ func (cl *claimer) close(ctx context.Context) error {
 	cl.dropAhead(ctx)
 	cl.readers.Wait()
 	cl.lookup.Close()
+	if cl.frames != nil {
+		cl.frames.Close()
+	}
 	if cl.cleanup == nil {
 		return nil
 	}

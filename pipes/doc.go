@@ -146,7 +146,12 @@
 // one, and takes the item from its first byte. A receiver finds the oldest
 // kept items by asking the stream for the messages on its pipe's h.* from a
 // sequence on (a batched direct get, with no consumer), skipping items
-// others hold. It pulls exactly the frames its claim found stored (the
+// others hold. A receiver without Follow asks, beside its first such look
+// and in the same flight, for the pipe's first frames (up to 8 of them and
+// 64 KiB): a small item found whole among them, head to end, is written
+// out from there once its consumer is made, if the claim finds just those
+// frames stored, with no pull; it is then removed by a purge of its
+// subjects. It pulls exactly the frames its claim found stored (the
 // consumer's pending count), in pulls of KeptPullMsgs, since a pull for
 // more makes the satellite look through every later message of the
 // stream; only an item still being sent is pulled for more than is there.

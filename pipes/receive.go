@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -197,6 +198,7 @@ type receiver struct {
 	// item only; it no longer answers roll calls or takes live items.
 	detached atomic.Bool
 	primary  string // the item whose end ends a receiver without Follow
+	looked   bool   // it looked for kept items once (claimNext)
 	whole    int    // items written out to their end
 	notWhole int    // items a follower wrote out only in part
 	last     time.Time
@@ -585,7 +587,7 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 		it = &inItem{id: id}
 		r.items[id] = it
 		if f.Kept() && (r.opt.Follow || r.primary == "") {
-			if err := r.claim(ctx, it); err != nil {
+			if err := r.claim(ctx, it, nil); err != nil {
 				return err
 			}
 		}
@@ -593,7 +595,7 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 	if it.state == itemWaiting && it.sub != nil && it.claim == nil && f.Kept() {
 		// Taken just as its sender decided to keep it: read it from the
 		// store, from its first byte.
-		if err := r.claim(ctx, it); err != nil {
+		if err := r.claim(ctx, it, nil); err != nil {
 			return err
 		}
 	}
@@ -1085,7 +1087,18 @@ func (r *receiver) claimNext(ctx context.Context) error {
 	}
 	var from uint64
 	for r.wantsMore() {
+		// A receiver's first look also asks for the pipe's first frames,
+		// in the same flight: a small item found whole among them needs
+		// no pull (claimer.firstFrames). Later looks (every Rescan, for
+		// a receiver that waits) ask for heads only.
+		var small []jsapi.Head
+		var looking sync.WaitGroup
+		if !r.opt.Follow && !r.looked {
+			looking.Go(func() { small = r.claims.firstFrames(ctx) })
+		}
+		r.looked = true
 		heads, more, err := r.claims.heads(ctx, from)
+		looking.Wait()
 		if err != nil || len(heads) == 0 {
 			return err
 		}
@@ -1103,7 +1116,7 @@ func (r *receiver) claimNext(ctx context.Context) error {
 			}
 			it := &inItem{id: id}
 			r.items[id] = it
-			if err := r.claim(ctx, it); err != nil {
+			if err := r.claim(ctx, it, wholeItem(small, r.s, id, h.Seq)); err != nil {
 				return err
 			}
 			if it.claim == nil {
@@ -1123,13 +1136,19 @@ func (r *receiver) claimNext(ctx context.Context) error {
 }
 
 // claim tries to take the kept item it; it.claim says whether it did.
-func (r *receiver) claim(ctx context.Context, it *inItem) error {
+// direct, if not nil, is the whole item as the look that found it got it:
+// claimed, it is written out from there if the satellite still holds just
+// those frames.
+func (r *receiver) claim(ctx context.Context, it *inItem, direct []jsapi.Head) error {
 	c, res, err := r.claims.create(ctx, it.id, r.claims.name())
 	if err != nil {
 		return err
 	}
 	switch res {
 	case claimTaken:
+		if direct != nil && c.stored == uint64(len(direct)) {
+			c.direct = direct
+		}
 		delete(r.claims.othersHold, it.id)
 		r.startClaim(it, c)
 	case claimHeld:

@@ -71,6 +71,20 @@ func (l *Lookup) Next(ctx context.Context, stream, filter string, from uint64, b
 	return heads, pending > 0 && len(heads) > 0, nil
 }
 
+// First returns the first messages of stream on subjects matching filter
+// at or after sequence from, in order: up to batch of them, and no more
+// than maxBytes in all (the satellite stops before the message that would
+// pass it, but always sends one).
+func (l *Lookup) First(ctx context.Context, stream, filter string, from uint64, batch, maxBytes int) ([]Head, error) {
+	msgs, _, err := l.get(ctx, stream, struct {
+		Seq      uint64 `json:"seq"`
+		Next     string `json:"next_by_subj"`
+		Batch    int    `json:"batch"`
+		MaxBytes int    `json:"max_bytes"`
+	}{from, filter, batch, maxBytes})
+	return msgs, err
+}
+
 // MaxLasts is how many subjects one multi-last direct get names at most:
 // the satellite refuses to answer with more than 1,024 messages.
 const MaxLasts = 1024
