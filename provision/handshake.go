@@ -72,38 +72,18 @@ func (d *handshakeDialer) handshake(raw net.Conn, addr string) (net.Conn, error)
 	if err := raw.SetDeadline(time.Now().Add(handshakeTimeout)); err != nil {
 		return nil, err
 	}
-	br := bufio.NewReader(raw)
-	line, err := br.ReadString('\n')
+	var (
+		conn net.Conn
+		line string
+		err  error
+	)
+	if d.secure {
+		conn, line, err = d.tlsFirst(raw, addr)
+	} else {
+		conn, line, err = d.infoFirst(raw, addr)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the satellite's INFO: %w", err)
-	}
-	body, ok := strings.CutPrefix(line, "INFO ")
-	var info serverInfo
-	if !ok || json.Unmarshal([]byte(strings.TrimSpace(body)), &info) != nil {
-		return nil, fmt.Errorf("not a NATS server: it began with %q", truncate(line, 40))
-	}
-	var conn net.Conn = &bufferedConn{Conn: raw, r: br}
-	// As nats.go would: TLS when the satellite requires it, or when the
-	// client wants it and the satellite offers it. A client that wants TLS
-	// from a satellite without it gets nats.ErrSecureConnWanted from
-	// nats.go, which reads the same INFO.
-	if info.TLSRequired || d.secure && info.TLSAvailable {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if d.tls != nil {
-			cfg = d.tls.Clone()
-		}
-		if cfg.ServerName == "" {
-			cfg.ServerName, _, _ = net.SplitHostPort(addr)
-		}
-		tc := tls.Client(conn, cfg)
-		if err := tc.Handshake(); err != nil {
-			return nil, fmt.Errorf("%w: %w", nats.ErrTLS, err)
-		}
-		st := tc.ConnectionState()
-		d.mu.Lock()
-		d.state = &st
-		d.mu.Unlock()
-		conn = tc
+		return nil, err
 	}
 	if err := raw.SetDeadline(time.Time{}); err != nil {
 		return nil, err
@@ -117,6 +97,145 @@ func (d *handshakeDialer) handshake(raw net.Conn, addr string) (net.Conn, error)
 	}
 	hc.r = bufio.NewReader(conn)
 	return hc, nil
+}
+
+// infoFirst is the handshake of a client that does not insist on TLS:
+// the satellite's INFO, then TLS if the satellite requires it (as nats.go
+// would do it).
+func (d *handshakeDialer) infoFirst(raw net.Conn, addr string) (net.Conn, string, error) {
+	br := bufio.NewReader(raw)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the satellite's INFO: %w", err)
+	}
+	info, err := parseInfo(line)
+	if err != nil {
+		return nil, "", err
+	}
+	var conn net.Conn = &bufferedConn{Conn: raw, r: br}
+	if info.TLSRequired {
+		if conn, err = d.startTLS(conn, addr); err != nil {
+			return nil, "", err
+		}
+	}
+	return conn, line, nil
+}
+
+// tlsFirst is the handshake of a client that insists on TLS (a pinned CA,
+// a tls:// URL): it starts TLS at once, without waiting for the
+// satellite's INFO, which a satellite sends first in plaintext (the
+// sniffer takes it out of the way; the satellite reads the client's
+// hello once it sent it) or, one that takes TLS first (handshake_first),
+// inside TLS. On a real path that is half a round trip less.
+func (d *handshakeDialer) tlsFirst(raw net.Conn, addr string) (net.Conn, string, error) {
+	sn := &infoSniffer{Conn: raw}
+	tc, err := d.startTLS(sn, addr)
+	if err != nil {
+		if sn.plain {
+			return nil, "", nats.ErrSecureConnWanted
+		}
+		return nil, "", err
+	}
+	if sn.info != "" {
+		return tc, sn.info, nil
+	}
+	br := bufio.NewReader(tc)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the satellite's INFO: %w", err)
+	}
+	if _, err := parseInfo(line); err != nil {
+		return nil, "", err
+	}
+	return &bufferedConn{Conn: tc, r: br}, line, nil
+}
+
+// startTLS runs the client's side of TLS on conn.
+func (d *handshakeDialer) startTLS(conn net.Conn, addr string) (*tls.Conn, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if d.tls != nil {
+		cfg = d.tls.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("%w: %w", nats.ErrTLS, err)
+	}
+	st := tc.ConnectionState()
+	d.mu.Lock()
+	d.state = &st
+	d.mu.Unlock()
+	return tc, nil
+}
+
+// parseInfo reads a satellite's INFO line.
+func parseInfo(line string) (serverInfo, error) {
+	body, ok := strings.CutPrefix(line, "INFO ")
+	var info serverInfo
+	if !ok || json.Unmarshal([]byte(strings.TrimSpace(body)), &info) != nil {
+		return info, fmt.Errorf("not a NATS server: it began with %q", truncate(line, 40))
+	}
+	return info, nil
+}
+
+// infoSniffer is the connection under a client's TLS started before the
+// satellite's INFO: it takes a plaintext INFO line that comes first out of
+// the stream (TLS records never begin with 'I'), and keeps it. A
+// satellite whose INFO offers no TLS at all gets no further: plain is
+// set, and the handshake fails.
+type infoSniffer struct {
+	net.Conn
+	sniffed bool
+	rest    []byte
+	info    string
+	plain   bool
+}
+
+// maxInfo bounds a satellite's INFO line (nats.go's own limit on a
+// protocol line is larger; an INFO is a few hundred bytes).
+const maxInfo = 64 << 10
+
+var errPlainSatellite = errors.New("the satellite offers no TLS")
+
+func (s *infoSniffer) Read(p []byte) (int, error) {
+	if !s.sniffed {
+		var buf []byte
+		chunk := make([]byte, 4096)
+		for {
+			n, err := s.Conn.Read(chunk)
+			buf = append(buf, chunk[:n]...)
+			if len(buf) > 0 && buf[0] != 'I' {
+				break // TLS first: the INFO comes inside
+			}
+			if i := bytes.Index(buf, []byte("\r\n")); i >= 0 {
+				s.info, buf = string(buf[:i+2]), buf[i+2:]
+				info, perr := parseInfo(s.info)
+				if perr != nil {
+					return 0, perr
+				}
+				if !info.TLSRequired && !info.TLSAvailable {
+					s.plain = true
+					return 0, errPlainSatellite
+				}
+				break
+			}
+			if err != nil {
+				return 0, err
+			}
+			if len(buf) > maxInfo {
+				return 0, fmt.Errorf("not a NATS server: no INFO line in its first %d bytes", len(buf))
+			}
+		}
+		s.sniffed, s.rest = true, buf
+	}
+	if len(s.rest) > 0 {
+		n := copy(p, s.rest)
+		s.rest = s.rest[n:]
+		return n, nil
+	}
+	return s.Conn.Read(p)
 }
 
 // tlsState is the TLS of the connection last made, if it has any.

@@ -12,32 +12,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
-// pongHolder is a TCP proxy in front of a plaintext satellite that holds
-// back everything the satellite sends after its INFO until the client has
-// published something: a client whose handshake waits for the satellite's
-// PONG never gets there.
-type pongHolder struct {
+// holder is a TCP proxy in front of a satellite that holds back what the
+// satellite sends until the client has sent something first. pongHolder:
+// everything after the satellite's INFO, until the client published
+// something (a client whose handshake waits for the satellite's PONG
+// never gets there). infoHolder: everything, the INFO too, until the
+// client sent any byte (a client that waits for the INFO before it
+// starts TLS never gets there).
+type holder struct {
 	ln       net.Listener
 	upstream string
+	until    []byte // what the client sends that releases the satellite's bytes
+	info     bool   // the satellite's INFO goes through before that
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	conns    []net.Conn
 }
 
-func newPongHolder(t *testing.T, upstream string) *pongHolder {
+func newPongHolder(t *testing.T, upstream string) *holder {
+	return newHolder(t, upstream, []byte("\r\nPUB "), true)
+}
+
+func newInfoHolder(t *testing.T, upstream string) *holder {
+	return newHolder(t, upstream, nil, false)
+}
+
+func newHolder(t *testing.T, upstream string, until []byte, info bool) *holder {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &pongHolder{ln: ln, upstream: upstream}
+	h := &holder{ln: ln, upstream: upstream, until: until, info: info}
 	h.wg.Go(h.serve)
 	t.Cleanup(h.close)
 	return h
 }
 
-func (h *pongHolder) close() {
+func (h *holder) close() {
 	h.ln.Close()
 	h.mu.Lock()
 	for _, c := range h.conns {
@@ -47,13 +62,13 @@ func (h *pongHolder) close() {
 	h.wg.Wait()
 }
 
-func (h *pongHolder) track(c net.Conn) {
+func (h *holder) track(c net.Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.conns = append(h.conns, c)
 }
 
-func (h *pongHolder) serve() {
+func (h *holder) serve() {
 	for {
 		client, err := h.ln.Accept()
 		if err != nil {
@@ -76,7 +91,7 @@ func (h *pongHolder) serve() {
 				if n > 0 {
 					if watching {
 						seen = append(seen, buf[:n]...)
-						if bytes.Contains(seen, []byte("\r\nPUB ")) {
+						if len(seen) > 0 && bytes.Contains(seen, h.until) {
 							close(published)
 							watching = false
 						}
@@ -95,7 +110,7 @@ func (h *pongHolder) serve() {
 			r := io.Reader(server)
 			info := make([]byte, 0, 4096)
 			one := make([]byte, 1)
-			for !bytes.HasSuffix(info, []byte("\r\n")) {
+			for h.info && !bytes.HasSuffix(info, []byte("\r\n")) {
 				if _, err := r.Read(one); err != nil {
 					client.Close()
 					return
@@ -297,5 +312,60 @@ func TestPathsRememberAccepted(t *testing.T) {
 	}
 	if !p.Accepted(Endpoint{URL: ep.URL, Token: strings.Repeat("t", acceptedMax+10)}) {
 		t.Error("the newest is not remembered")
+	}
+}
+
+// TestTLSStartsBeforeTheINFO: a client that insists on TLS starts it
+// without waiting for the satellite's INFO: through a proxy that holds
+// the INFO back until the client sent something, it connects, over TLS,
+// to a satellite that sends its INFO first in plaintext (skypipe's) and to
+// one that takes TLS first (handshake_first); one that offers no TLS is
+// refused as nats.go refuses it.
+func TestTLSStartsBeforeTheINFO(t *testing.T) {
+	srv, ca := tokenSatellite(t, true)
+	holder := newInfoHolder(t, srv.Addr().String())
+	nc, err := Dial(Endpoint{URL: "tls://" + holder.ln.Addr().String(), Token: "tok", CAPEM: ca.CertPEM, Accepted: true})
+	if err != nil {
+		t.Fatalf("INFO held back: %v", err)
+	}
+	if _, secure := TLSState(nc); !secure {
+		t.Error("not TLS")
+	}
+	if _, err := nc.RTT(); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+
+	certPEM, keyPEM, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := ServerTLS(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		Authorization: "tok", TLSConfig: tlsCfg, TLS: true, TLSHandshakeFirst: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Start()
+	defer first.Shutdown()
+	if !first.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the handshake_first server did not start")
+	}
+	nc, err = Dial(Endpoint{URL: "tls://" + first.Addr().String(), Token: "tok", CAPEM: ca.CertPEM, Accepted: true})
+	if err != nil {
+		t.Fatalf("a satellite that takes TLS first: %v", err)
+	}
+	if _, err := nc.RTT(); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+
+	plain, _ := tokenSatellite(t, false)
+	_, err = Dial(Endpoint{URL: "tls://" + plain.Addr().String(), Token: "tok", CAPEM: ca.CertPEM})
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), nats.ErrSecureConnWanted.Error()) {
+		t.Fatalf("a satellite without TLS: err = %v, want %v saying %q", err, ErrUnreachable, nats.ErrSecureConnWanted)
 	}
 }
