@@ -30,7 +30,9 @@ func frameAt(s wire.Subjects, item string, seq uint64, head bool, offset uint64,
 func TestWholeItemTakesOnlyACompleteItemInOrder(t *testing.T) {
 	s := wire.NewSubjects("jobs")
 	h := func(seq uint64) jsapi.Head { return frameAt(s, "A", seq, true, 0, "", false, false) }
-	d := func(seq, off uint64, data string) jsapi.Head { return frameAt(s, "A", seq, false, off, data, false, false) }
+	d := func(seq, off uint64, data string) jsapi.Head {
+		return frameAt(s, "A", seq, false, off, data, false, false)
+	}
 	e := func(seq, n uint64) jsapi.Head { return frameAt(s, "A", seq, false, n, "", true, false) }
 	other := frameAt(s, "B", 0, false, 0, "other", false, false)
 	corrupt := d(2, 0, "job\n")

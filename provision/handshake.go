@@ -24,8 +24,10 @@ import (
 // round trips before a command sends anything (BENCHMARKS.md, "Where the
 // round trips go").
 //
-// handshakeDialer does the first two steps itself, as nats.go would (it
-// tells nats.go to skip its own TLS: SkipTLSHandshake). For credentials
+// handshakeDialer does the first two steps itself (it tells nats.go to
+// skip its own TLS: SkipTLSHandshake). A client that insists on TLS starts
+// it without waiting for the INFO (tlsFirst), half a round trip less; one
+// that does not reads the INFO first, as nats.go would. For credentials
 // the satellite took before (Endpoint.Accepted) it also answers nats.go's
 // PING at once, so that what the command sends first goes out right
 // behind the CONNECT, a round trip sooner; the satellite's own PONG is
