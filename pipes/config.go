@@ -52,6 +52,18 @@ type Config struct {
 	// RollCallTimeout bounds a sender's wait for the first answer to its
 	// roll call; with none the item is kept.
 	RollCallTimeout time.Duration
+	// WholeWait: a sender whose first read is small waits this long for
+	// its input's end, so that an item read whole in that time (a
+	// trigger, a job line, a small file) rides with its offer to a taker
+	// (see decide.go) and is out a round trip sooner.
+	WholeWait time.Duration
+	// FrozenAfter: a taker whose own clock ticks were this much apart
+	// (the process was stopped, the machine slept), or are now, does not
+	// write out an item from its offer, whose sender may have given up on
+	// it long ago: it takes the item as it is sent. Below the time a
+	// decision is kept (decisionKeep) less a connection's stale time,
+	// above Rescan.
+	FrozenAfter time.Duration
 	// CensusWindow is how long List and Attached collect receivers'
 	// answers to a census, once the satellite has it, beyond one round
 	// trip of their own connection: the count is of those that answer
@@ -151,6 +163,8 @@ func DefaultConfig() Config {
 		Reconnect:       2 * time.Minute,
 		ResendWait:      10 * time.Second,
 		RollCallTimeout: 2 * time.Second,
+		WholeWait:       2 * time.Millisecond,
+		FrozenAfter:     30 * time.Second,
 		CensusWindow:    100 * time.Millisecond,
 		Tick:            250 * time.Millisecond,
 		Rescan:          2 * time.Second,

@@ -42,6 +42,8 @@
 //	who          census: every receiver attached answers (Attached)
 //	join         receivers announce themselves (and leave) to senders already sending
 //	rcv.<id>     a receiver's inbox: liveness probes, a late Take refused
+//	dec.<item>   the decision record of an item offered with its data
+//	             (stream SKYPIPE-DECISIONS, see "Offers")
 //
 // and skypipe.who, the census of every pipe (ls): each receiver answers on
 // the request's reply subject with its pipe's token appended.
@@ -79,6 +81,39 @@
 // loss (frames in flight when its link stalled): it reads the item again
 // from the store, skipping what it has; only a gap the store itself holds
 // breaks the item.
+//
+// # Offers
+//
+// A sender offers each item on the take subject (a queue group: the
+// satellite hands the offer to one waiting taker) while it calls the roll
+// of listeners. An item the sender has read whole by then, up to
+// wire.MaxOffer (64 KiB; a first read that small waits Config.WholeWait, 2
+// ms, for its input's end), rides with the offer: its frames, as they would
+// go live. A taker could write it out at once, a round trip before the
+// frames would come; but a sender that hears nothing within
+// RollCallTimeout gives up on the taker and keeps the item, and then it
+// would be handed out twice. So the satellite settles who has it: the
+// taker, before it writes the item out, and a sender that gives up, each
+// publish the item's decision record to dec.<item> in the stream
+// SKYPIPE-DECISIONS (memory, records kept 5 minutes), expecting the
+// subject to hold nothing (Nats-Expected-Last-Subject-Sequence 0). One is
+// stored; the other is refused and yields: a refused taker looks for the
+// item in the store, a refused sender reads the taker's id in its record
+// and counts the item as that taker's (waiting for its ack, probing it if
+// it is silent, keeping the item from its first byte if it is found
+// gone, as for any taker). The taker answers Take once its record is
+// stored, and acks the item as it writes it out; the sender then sends its
+// frames live as usual, and the taker, done already, skips them. A taker
+// whose record gets no clear answer (no such stream: a NATS of the user's
+// own before its first kept item; the records at their cap; no answer in
+// APITimeout) takes the item as before: it answers Take and waits for the
+// frames, which only a sender that heard the Take sends. So does a taker
+// whose own clock stood still lately (Config.FrozenAfter): an offer read
+// then may be older than the records are kept. Offers without data (from
+// SendLines' items, larger items, an older skypipe) and takers that read
+// only those (an older skypipe) work as before. 'skypipe serve' makes the
+// stream as it starts (Prepare); elsewhere it comes with the store of
+// kept items, or with the first sender that gives up on a taker.
 //
 // # Live: broadcast held to the slowest receiver
 //
@@ -286,6 +321,9 @@
 //	reorder      a claim's reader's frames put back in offset order when a
 //	             lost connection stored them out of order
 //	prober       presence probes of peers, for senders and receivers alike
+//	offerGate    a sender's offer of its item: the first Take (or the
+//	             taker's record, settleOffer) or the sender's decision wins
+//	freezeGuard  whether a taker's clock stood still lately (decide.go)
 //
 // A Read of the sender's input that blocks is the only goroutine that may
 // outlive Send (stdin cannot be interrupted); it ends at its next return.

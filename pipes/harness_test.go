@@ -24,6 +24,7 @@ func fastConfig() Config {
 	c.IdleProbe = 300 * time.Millisecond
 	c.ProbeTimeout = time.Second
 	c.RollCallTimeout = time.Second
+	c.FrozenAfter = 5 * time.Second
 	c.Reconnect = 5 * time.Second
 	c.ResendWait = 2 * time.Second
 	c.Tick = 20 * time.Millisecond

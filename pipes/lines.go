@@ -23,7 +23,7 @@ func (c *Client) SendLines(ctx context.Context, name string, r io.Reader) (int, 
 		} else if err != nil {
 			return n, err
 		}
-		if _, err := c.Send(ctx, name, &lineReader{br: br}); err != nil {
+		if _, err := c.send(ctx, name, &lineReader{br: br}, false); err != nil {
 			return n, err
 		}
 		n++

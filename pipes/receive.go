@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"github.com/skypipe/skypipe/internal/jsapi"
 	"github.com/skypipe/skypipe/internal/linemux"
@@ -81,6 +82,7 @@ const (
 	evOffer                        // a sender offers this taker a new item: msg
 	evRefused                      // the sender of an item this taker took went on without it
 	evReconnected                  // the connection to the satellite was lost and is back
+	evDecided                      // the satellite's answer to this taker's record of an item: msg
 )
 
 // event is what the receiver's loop reacts to, from its subscriptions, its
@@ -151,6 +153,9 @@ type inItem struct {
 	// lostAt: on a connection that reconnects, when its sender was first
 	// found gone; it has Config.Reconnect to come back (zero: not lost).
 	lostAt time.Time
+	// offer: an item offered with its data, while the satellite has not
+	// said whether this taker's record of it is stored (decide.go).
+	offer *pendingOffer
 }
 
 // written is how far the item is written out.
@@ -185,6 +190,11 @@ type receiver struct {
 	done   chan struct{} // closed when the loop returns
 	probes *prober
 	claims *claimer
+	// decisions: a taker's inbox for the satellite's answers to its
+	// decision records (decisionInbox.<item>), made with the first.
+	decisions     *nats.Subscription
+	decisionInbox string
+	freeze        freezeGuard
 
 	// items: the items this receiver is at, and the finished ones it
 	// still holds on to (a receiver without Follow, an item whose end the
@@ -230,6 +240,7 @@ func (c *Client) Receive(ctx context.Context, name string, w io.Writer, opt Rece
 		items:  map[string]*inItem{},
 		ended:  map[string]struct{}{},
 		last:   time.Now(),
+		freeze: newFreezeGuard(c.cfg.FrozenAfter, time.Now()),
 	}
 	r.claims = newClaimer(c, js, s, r.rid, r.post)
 	ctx, explain, stop := c.watch(ctx, func() { r.post(event{kind: evReconnected}) })
@@ -313,6 +324,10 @@ func (r *receiver) run(ctx context.Context) error {
 				return err
 			}
 		case now := <-tick.C:
+			r.freeze.tick(time.Now())
+			if err := r.overdueOffers(now); err != nil {
+				return err
+			}
 			if r.opt.Timeout > 0 && now.Sub(r.last) >= r.opt.Timeout {
 				return ErrTimeout
 			}
@@ -407,8 +422,94 @@ func (r *receiver) offered(m *nats.Msg, at time.Time) error {
 		r.primary = id
 		r.detach() // one item, as one receive from a Go channel
 	}
+	// An offer with the item's data: this taker writes it out from there
+	// once its record of the item is stored (decide.go). One whose
+	// payload does not parse is an offer without data; one read just
+	// after this taker's clock stood still may be old.
+	if frames, withData, _ := wire.ParseOffer(m.Data); withData && !r.freeze.suspect(time.Now()) {
+		if err := r.record(id); err == nil {
+			it.offer = &pendingOffer{msg: m, frames: frames, asked: time.Now()}
+			return nil
+		}
+	}
+	return r.answerTake(m)
+}
+
+// answerTake tells the sender of an offer that this taker takes the item.
+func (r *receiver) answerTake(m *nats.Msg) error {
 	r.ctlBuf = wire.AppendCtl(r.ctlBuf[:0], wire.Take, 0, r.rid)
 	return m.Respond(r.ctlBuf)
+}
+
+// record asks the satellite to store this taker's decision record of item
+// id; its answer comes as an evDecided.
+func (r *receiver) record(id string) error {
+	if r.decisions == nil {
+		inbox := nats.NewInbox()
+		sub, err := r.c.nc.Subscribe(inbox+".*", func(m *nats.Msg) {
+			r.post(event{kind: evDecided, item: wire.LastToken(m.Subject), msg: m})
+		})
+		if err != nil {
+			return err
+		}
+		r.decisions, r.decisionInbox = sub, inbox
+		r.subs = append(r.subs, sub)
+	}
+	return r.c.nc.PublishMsg(&nats.Msg{
+		Subject: r.s.Decided(id),
+		Reply:   r.decisionInbox + "." + id,
+		Header:  nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}},
+		Data:    takerRecord(r.rid),
+	})
+}
+
+// decided acts on the satellite's answer to this taker's record of an
+// item offered with its data: stored, the item is this taker's, and it
+// writes it out from the offer, as if its frames had come live (those
+// that do come are skipped); refused, its sender gave up on this taker
+// and keeps the item, which the taker then looks for in the store;
+// anything else, the taker takes the item as it is sent.
+func (r *receiver) decided(ctx context.Context, id string, m *nats.Msg) error {
+	it := r.items[id]
+	if it == nil || it.offer == nil {
+		return nil
+	}
+	o := it.offer
+	it.offer = nil
+	switch decisionOf(m) {
+	case decisionLost:
+		return r.refused(ctx, id)
+	case decisionUnknown:
+		return r.answerTake(o.msg)
+	}
+	if err := r.answerTake(o.msg); err != nil {
+		return err
+	}
+	for _, raw := range o.frames {
+		f, err := wire.Parse(raw) // parsed once already (ParseOffer)
+		if err != nil {
+			return r.broken(ctx, it, err)
+		}
+		if err := r.handleLive(ctx, id, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// overdueOffers takes, as they are sent, the items offered with data whose
+// record the satellite has not answered for APITimeout.
+func (r *receiver) overdueOffers(now time.Time) error {
+	for _, it := range r.items {
+		if it.offer != nil && now.Sub(it.offer.asked) >= r.cfg.APITimeout {
+			m := it.offer.msg
+			it.offer = nil
+			if err := r.answerTake(m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // refused drops an item this taker took from an offer whose sender had
@@ -511,6 +612,8 @@ func (r *receiver) handle(ctx context.Context, ev event) error {
 		return r.offered(ev.msg, ev.at)
 	case evRefused:
 		return r.refused(ctx, ev.item)
+	case evDecided:
+		return r.decided(ctx, ev.item, ev.msg)
 	case evReconnected:
 		r.reconnected(time.Now())
 		return nil
@@ -571,6 +674,12 @@ func (r *receiver) ackFrame(id string, f wire.Frame) {
 
 func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) error {
 	it := r.items[id]
+	if it != nil && it.offer != nil {
+		// Offered with its data, and not yet this taker's: live frames
+		// go to the listeners of an item its sender went on with, not to
+		// a taker it gave up on.
+		return nil
+	}
 	if it == nil && r.detached.Load() {
 		return nil // not ours: its sender keeps it for the others
 	}

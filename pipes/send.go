@@ -75,6 +75,7 @@ type sender struct {
 	done      chan struct{}
 	probes    *prober
 	offer     offerGate // the item offered to one taker, until decided
+	withData  bool      // a small item read whole rides with its offer
 
 	offset   uint64 // bytes read and sent so far
 	keptFrom uint64 // offset of the first kept byte
@@ -100,6 +101,14 @@ type sender struct {
 // A Read of r that blocks when ctx ends is left to return in its own time:
 // Send returns without waiting for it (stdin cannot be interrupted).
 func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult, error) {
+	return c.send(ctx, name, r, true)
+}
+
+// send is Send; withData lets a small item read whole ride with its offer
+// to a taker (decide.go). SendLines' items do not: a record in the
+// satellite for every line would cost a stream of lines more than the
+// round trip it saves.
+func (c *Client) send(ctx context.Context, name string, r io.Reader, withData bool) (SendResult, error) {
 	s, err := checkName(name)
 	if err != nil {
 		return SendResult{}, err
@@ -111,6 +120,8 @@ func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult
 		ctl:  newCtlQueue(),
 		done: make(chan struct{}),
 		pool: c.chunks,
+
+		withData: withData,
 	}
 	ctx, explain, stop := c.watch(ctx, func() { snd.ctl.push(wire.Ctl{Kind: ctlReconnected}) })
 	snd.probes = newProber(ctx, c, func(rid string, gone bool) {
@@ -242,11 +253,14 @@ func (snd *sender) listen(answers chan<- answer) error {
 			}
 			switch {
 			case m.Subject == takeReply && cm.Kind == wire.Take:
-				if !snd.offer.take() {
+				switch snd.offer.take(cm.RID) {
+				case takeRefused:
 					// Too late: the item is kept (or another took it). A
 					// taker told nothing would wait for it forever.
 					refuse(cm.RID)
 					continue
+				case takeAgain:
+					continue // its record said so first (settleOffer)
 				}
 				snd.ctl.push(cm) // before the answer, so run finds the taker there
 				tell(answerTaken)
@@ -301,9 +315,39 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 			return snd.fail(ctx, fmt.Errorf("reading input: %w", inputErr))
 		}
 	}
+	// A small first read: is that the whole item? Then it rides with the
+	// offer. The end of a short input comes right behind its bytes.
+	whole := !more
+	var second *chunk
+	if more && snd.withData && first.n <= wire.MaxOffer && snd.cfg.WholeWait > 0 {
+		t := time.NewTimer(snd.cfg.WholeWait)
+		select {
+		case second, more = <-chunks:
+			if !more {
+				if inputErr = <-readErr; inputErr != nil {
+					t.Stop()
+					return snd.fail(ctx, fmt.Errorf("reading input: %w", inputErr))
+				}
+				whole = true
+			}
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return snd.fail(ctx, ctx.Err())
+		}
+		t.Stop()
+	}
+	var offerData []byte
+	if whole && snd.withData {
+		var data []byte
+		if first != nil {
+			data = first.data()
+		}
+		offerData = wire.AppendOffer(nil, data)
+	}
 
 	snd.tick = time.NewTicker(snd.cfg.IdleProbe / 2)
-	someone, err := snd.rollCall(ctx, answers)
+	someone, err := snd.rollCall(ctx, answers, offerData)
 	if err != nil {
 		return snd.fail(ctx, err)
 	}
@@ -318,8 +362,12 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 		return snd.fail(ctx, err)
 	}
 
-	for ch := first; more; {
-		if ch == nil {
+	for ch := first; ch != nil; {
+		if err := snd.send(ctx, ch); err != nil {
+			return snd.fail(ctx, err)
+		}
+		ch, second = second, nil
+		if ch == nil && more {
 			select {
 			case ch, more = <-chunks:
 			case <-ctx.Done():
@@ -327,13 +375,8 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 			}
 			if !more {
 				inputErr = <-readErr
-				break
 			}
 		}
-		if err := snd.send(ctx, ch); err != nil {
-			return snd.fail(ctx, err)
-		}
-		ch = nil
 	}
 	if inputErr != nil {
 		return snd.fail(ctx, fmt.Errorf("reading input: %w", inputErr))
@@ -443,8 +486,8 @@ const maxPasses = 16
 // listeners, at once. true: a taker took it, or listeners are attached;
 // false: nobody is there (the satellite says so, or nobody answers in
 // time), and the item is kept.
-func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, error) {
-	offer := nats.Msg{Subject: snd.s.Take(), Reply: snd.s.TakeReply(snd.item)}
+func (snd *sender) rollCall(ctx context.Context, answers <-chan answer, data []byte) (bool, error) {
+	offer := nats.Msg{Subject: snd.s.Take(), Reply: snd.s.TakeReply(snd.item), Data: data}
 	roll := nats.Msg{Subject: snd.s.Roll(), Reply: snd.s.Item(snd.item)}
 	called := time.Now() // a receiver's answer times the path (liveWindow.seen)
 	for _, m := range []*nats.Msg{&offer, &roll} {
@@ -488,8 +531,23 @@ func (snd *sender) rollCall(ctx context.Context, answers <-chan answer) (bool, e
 			}
 		case <-t.C:
 			// Not even a "nobody": keep the item, to be safe, unless a
-			// listener answered.
-			return snd.decide(takers == some, listeners == some), nil
+			// listener answered. A taker may have the item from its offer
+			// and be about to say so: the satellite settles it.
+			taken := takers == some
+			if !taken && data != nil {
+				rid, err := snd.c.settleOffer(ctx, snd.s, snd.item)
+				if err != nil {
+					snd.offer.close()
+					return false, err
+				}
+				if rid != "" {
+					if snd.offer.take(rid) == takeNew {
+						snd.ctl.push(wire.Ctl{Kind: wire.Take, RID: rid})
+					}
+					taken = true
+				}
+			}
+			return snd.decide(taken, listeners == some), nil
 		case <-ctx.Done():
 			snd.offer.close()
 			return false, ctx.Err()
@@ -525,17 +583,30 @@ const (
 type offerGate struct {
 	mu    sync.Mutex
 	state offerState
+	taker string // the taker that took it
 }
 
-// take: a taker's Take; true if the item is now that taker's.
-func (g *offerGate) take() bool {
+// takeResult is what the gate made of a taker's Take.
+type takeResult uint8
+
+const (
+	takeNew     takeResult = iota // the item is now that taker's
+	takeAgain                     // it was already that taker's (its record said so)
+	takeRefused                   // too late, or another's
+)
+
+// take: a taker's Take, or its decision record read by the sender.
+func (g *offerGate) take(rid string) takeResult {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.state != offerOpen {
-		return false
+	switch {
+	case g.state == offerTaken && g.taker == rid:
+		return takeAgain
+	case g.state != offerOpen:
+		return takeRefused
 	}
-	g.state = offerTaken
-	return true
+	g.state, g.taker = offerTaken, rid
+	return takeNew
 }
 
 // close ends the offer; true if a taker took the item first.
@@ -641,7 +712,9 @@ func (snd *sender) wait(ctx context.Context) error {
 // settle moves a live item to kept once nobody is left to write out the
 // bytes to come, and opens the store of a kept item.
 func (snd *sender) settle(ctx context.Context) error {
-	if snd.state == sendLive && (len(snd.aud.members) == 0 || snd.aud.keep.due) {
+	// A taker that wrote the item out from its offer (decide.go) may be
+	// gone before the sender sends a byte: the item is delivered.
+	if snd.state == sendLive && !snd.aud.endOut && (len(snd.aud.members) == 0 || snd.aud.keep.due) {
 		if err := snd.move(sendKept); err != nil {
 			return err
 		}
@@ -666,7 +739,9 @@ func (snd *sender) send(ctx context.Context, ch *chunk) error {
 		if someone {
 			snd.win.acked(time.Now(), lo)
 		}
-		if !someone || end-lo <= uint64(snd.win.size) {
+		// lo may be past end: a taker that wrote the item out from its
+		// offer acked all of it before a byte went live.
+		if !someone || end <= lo || end-lo <= uint64(snd.win.size) {
 			break
 		}
 		if waiting.IsZero() {

@@ -43,18 +43,36 @@ func streamConfig() jetstream.StreamConfig {
 const clusterReplicas = 3
 
 func (c *Client) ensureStream(ctx context.Context, s wire.Subjects) error {
+	err := c.createStream(ctx, streamConfig())
+	switch {
+	case err == nil:
+		// The decisions of offers with data come with the store: a
+		// satellite that keeps items settles those too. Without them
+		// offers are taken as they were before (see decide.go).
+		_ = c.createStream(ctx, decisionStreamConfig())
+		return nil
+	case jsapi.Code(err) == jsapi.CodeMaxStreams, jsapi.Full(err):
+		return storeError(s, err)
+	}
+	return fmt.Errorf("creating the store of kept items (for pipe %q): %w", s.Name, err)
+}
+
+// createStream makes a stream of skypipe's, with three replicas on a
+// cluster (one where it has fewer JetStream servers), unless it exists.
+func (c *Client) createStream(ctx context.Context, cfg jetstream.StreamConfig) error {
 	js, err := c.jetstream()
 	if err != nil {
 		return err
 	}
-	cfg := streamConfig()
 	if c.clustered() {
 		cfg.Replicas = clusterReplicas
 	}
-	err = js.RetryIf(ctx, func(ctx context.Context, err error) bool {
+	return js.RetryIf(ctx, func(ctx context.Context, err error) bool {
 		switch {
 		case jsapi.Code(err) == jsapi.CodeInsufficient && cfg.Replicas > 1:
-			c.noticef("the cluster has fewer than %d satellites: kept items are stored on one", clusterReplicas)
+			if cfg.Name == wire.Stream {
+				c.noticef("the cluster has fewer than %d satellites: kept items are stored on one", clusterReplicas)
+			}
 			cfg.Replicas = 1
 			return true
 		case jsapi.Code(err) == jsapi.CodeNotClustered && cfg.Replicas > 1:
@@ -69,13 +87,6 @@ func (c *Client) ensureStream(ctx context.Context, s wire.Subjects) error {
 		}
 		return err
 	})
-	switch {
-	case err == nil:
-		return nil
-	case jsapi.Code(err) == jsapi.CodeMaxStreams, jsapi.Full(err):
-		return storeError(s, err)
-	}
-	return fmt.Errorf("creating the store of kept items (for pipe %q): %w", s.Name, err)
 }
 
 // purgeItem deletes every stored frame of an item.

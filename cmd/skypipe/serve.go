@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/skypipe/skypipe/embedded"
 	"github.com/skypipe/skypipe/internal/wire"
@@ -127,6 +128,11 @@ func (c *ServeCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Cluster == "" {
+		// A cluster's members start one by one, before JetStream has a
+		// leader: there the first sender that needs the stream makes it.
+		prepareStore(ctx, srv, cfg.Token)
+	}
 	face, err := c.startHTTP(srv, httpAddr, token, tlsConfig)
 	if err != nil {
 		srv.Shutdown()
@@ -197,6 +203,24 @@ func (c *ServeCmd) checkCluster(token string) error {
 		return &usageError{msg: fmt.Sprintf("refusing to route a cluster on %s without a token", c.Cluster), hint: "set --token-file: members authenticate with it"}
 	}
 	return nil
+}
+
+// prepareStore makes the streams a satellite's clients would otherwise
+// make when they first need them (pipes.Client.Prepare), before it says it
+// is ready: takers then take a small item with its offer from the first.
+// A failure is said, and the satellite serves anyway.
+func prepareStore(ctx context.Context, srv *embedded.Server, token string) {
+	nc, err := srv.Connect("skypipe prepare", token)
+	if err != nil {
+		printf("preparing the store: %v", err)
+		return
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pipes.New(nc).Prepare(ctx); err != nil {
+		printf("preparing the store: %v", err)
+	}
 }
 
 // migrateStore moves the items an older skypipe kept in its layout (a

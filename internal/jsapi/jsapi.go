@@ -246,3 +246,38 @@ func (a *API) StoredFrom(ctx context.Context, stream, filter string, seq uint64)
 	})
 	return found, err
 }
+
+// LastOn returns the data of the last message stream holds on subject, as
+// the stream's leader says (STREAM.MSG.GET): a record a publish was just
+// refused for is never missed, as a lagging replica's direct get could
+// miss it. ok is false when there is none.
+func (a *API) LastOn(ctx context.Context, stream, subject string) (data []byte, ok bool, err error) {
+	err = a.Retry(ctx, func(ctx context.Context) error {
+		var resp struct {
+			Message *struct {
+				Data []byte `json:"data"`
+			} `json:"message"`
+		}
+		err := a.request(ctx, "STREAM.MSG.GET."+stream, struct {
+			Last string `json:"last_by_subj"`
+		}{subject}, &resp)
+		switch Code(err) {
+		case 0:
+			if err == nil && resp.Message != nil {
+				data, ok = resp.Message.Data, true
+			}
+		case CodeNoMessage, CodeStreamNotFound:
+			err = nil
+		}
+		return err
+	})
+	return data, ok, err
+}
+
+// Exists tells whether err refuses a publish that expected the subject
+// to hold nothing (a record someone else stored first): error 10071, or
+// 10164 from a replicated stream.
+func Exists(err error) bool {
+	c := Code(err)
+	return c == int(jetstream.JSErrCodeStreamWrongLastSequence) || c == int(jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

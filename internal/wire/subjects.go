@@ -24,6 +24,7 @@ const (
 	kindWho     = "who"  // census: every receiver attached answers
 	kindJoin    = "join" // a receiver announcing itself, or leaving
 	kindRcv     = "rcv"  // a receiver's own inbox: pings
+	kindDecided = "dec"  // who an item offered with its data went to (DecisionStream)
 
 	// MetaName is the metadata key of an old layout's stream holding its
 	// pipe's name.
@@ -35,6 +36,16 @@ const (
 // StreamSubjects are the subjects of the stream Stream: every pipe's
 // stored frames.
 var StreamSubjects = []string{Root + ".*." + kindHead + ".*", Root + ".*." + kindKept + ".*"}
+
+// DecisionStream is the JetStream stream that settles who an item offered
+// with its data goes to: a taker and a sender that gave up waiting each
+// try to store the item's first record (expected last subject sequence
+// 0), and the one that fails yields. Records are small, in memory, and
+// kept DecisionKeep (see pipes/doc.go, "Offers").
+const DecisionStream = "SKYPIPE-DECISIONS"
+
+// DecisionSubjects are the subjects of DecisionStream.
+var DecisionSubjects = []string{Root + ".*." + kindDecided + ".*"}
 
 // WhoAll is the census of every pipe: each receiver attached to any pipe
 // answers on the request's reply subject with its pipe's token appended
@@ -114,6 +125,9 @@ func (s Subjects) Who() string              { return s.base + kindWho }
 func (s Subjects) TakeReply(item string) string { return s.base + kindItem + "." + item + ".t" }
 func (s Subjects) Join() string                 { return s.base + kindJoin }
 func (s Subjects) Rcv(rid string) string        { return s.base + kindRcv + "." + rid }
+
+// Decided is the subject of an item's decision record in DecisionStream.
+func (s Subjects) Decided(item string) string { return s.base + kindDecided + "." + item }
 
 // ValidItem tells whether id can be an item's id: one subject token, no
 // wildcard, no space.
