@@ -83,27 +83,40 @@ func TestASmallItemRidesWithItsOfferToOneTaker(t *testing.T) {
 // it (its link up is slow) does not write the item from the offer: the
 // sender's record came first and the sender keeps the item, which the
 // taker then takes from the store. The item comes out once, and nothing
-// stays kept.
+// stays kept. So too where the satellite had no stream of decisions: the
+// sender that gives up makes it, before its record.
 func TestASenderThatGaveUpFirstKeepsTheItem(t *testing.T) {
-	sat := prepared(t)
-	ctx := testCtx(t)
-	taker, p := sat.linkedClient(t)
-	rcv := sat.receive(ctx, taker, "fire", ReceiveOptions{})
-	sat.attached(ctx, "fire", 1)
-	p.SetDelay(3*time.Second, 0) // three times the sender's RollCallTimeout
+	for _, tc := range []struct {
+		name     string
+		prepared bool
+	}{{"prepared", true}, {"no stream of decisions", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sat := newSatellite(t)
+			ctx := testCtx(t)
+			if tc.prepared {
+				if err := sat.client().Prepare(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			taker, p := sat.linkedClient(t)
+			rcv := sat.receive(ctx, taker, "fire", ReceiveOptions{})
+			sat.attached(ctx, "fire", 1)
+			p.SetDelay(3*time.Second, 0) // three times the sender's RollCallTimeout
 
-	res, err := sat.client().Send(ctx, "fire", strings.NewReader("once\n"))
-	if err != nil || !res.Kept {
-		t.Fatalf("sender: %+v, %v; want kept", res, err)
+			res, err := sat.client().Send(ctx, "fire", strings.NewReader("once\n"))
+			if err != nil || !res.Kept {
+				t.Fatalf("sender: %+v, %v; want kept", res, err)
+			}
+			p.SetDelay(0, 0) // for what the taker sends from now on
+			if got, err := rcv.wait(t); err != nil || got.Items != 1 || rcv.out.String() != "once\n" {
+				t.Fatalf("receiver: %+v, %v, %q; want the item once", got, err, rcv.out.String())
+			}
+			if kind := sat.decisionRecord(ctx, t, "fire", res.Item); kind != wire.Pass {
+				t.Fatalf("the decision record is a %q, want the sender's", kind)
+			}
+			sat.kept(ctx, "fire", 0)
+		})
 	}
-	p.SetDelay(0, 0) // for what the taker sends from now on
-	if got, err := rcv.wait(t); err != nil || got.Items != 1 || rcv.out.String() != "once\n" {
-		t.Fatalf("receiver: %+v, %v, %q; want the item once", got, err, rcv.out.String())
-	}
-	if kind := sat.decisionRecord(ctx, t, "fire", res.Item); kind != wire.Pass {
-		t.Fatalf("the decision record is a %q, want the sender's", kind)
-	}
-	sat.kept(ctx, "fire", 0)
 }
 
 // A taker that reads only offers without data (a skypipe before them)
