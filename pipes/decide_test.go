@@ -2,6 +2,7 @@ package pipes
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -230,4 +231,38 @@ func TestFreezeGuardSuspectsOffersReadAfterAStop(t *testing.T) {
 	if !g.suspect(slept) {
 		t.Fatal("a wall clock 10 minutes on is not suspect")
 	}
+}
+
+// failingAfter is an input that gives its bytes, then fails at once.
+type failingAfter struct {
+	data []byte
+	read bool
+}
+
+func (f *failingAfter) Read(p []byte) (int, error) {
+	if !f.read {
+		f.read = true
+		return copy(p, f.data), nil
+	}
+	return 0, errors.New("input broken")
+}
+
+// An input that fails right after its first bytes (within the sender's
+// WholeWait for its end) is not an item read whole: it is not offered with
+// its data, and the waiting taker sees the item begin and break, as it
+// would if the input failed later.
+func TestAnInputThatFailsAtOnceBreaksTheItemForItsTaker(t *testing.T) {
+	sat := prepared(t)
+	ctx := testCtx(t)
+	rcv := sat.receive(ctx, sat.client(), "news", ReceiveOptions{})
+	sat.attached(ctx, "news", 1)
+	if _, err := sat.client().Send(ctx, "news", &failingAfter{data: []byte("the first half\n")}); err == nil {
+		t.Fatal("the broken sender succeeded")
+	}
+	_, err := rcv.wait(t)
+	itemErr(t, err, ErrSenderAborted)
+	if got := rcv.out.String(); got != "the first half\n" {
+		t.Fatalf("the taker wrote %q before the break", got)
+	}
+	sat.kept(ctx, "news", 0)
 }

@@ -324,11 +324,10 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 		select {
 		case second, more = <-chunks:
 			if !more {
-				if inputErr = <-readErr; inputErr != nil {
-					t.Stop()
-					return snd.fail(ctx, fmt.Errorf("reading input: %w", inputErr))
-				}
-				whole = true
+				// An input that fails after its first bytes breaks an
+				// item its receivers see begin, as it would later.
+				inputErr = <-readErr
+				whole = inputErr == nil
 			}
 		case <-t.C:
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,8 +67,14 @@ func cmdNames(ts *testscript.TestScript, neg bool, args []string) {
 		streams = append(streams, s)
 	}
 	ts.Check(names.Err())
-	if len(streams) != 1 || streams[0] != wire.Stream {
-		ts.Fatalf("the satellite holds streams %q, want only %s", streams, wire.Stream)
+	// Besides the store, the decisions of offers with data: records in
+	// memory that expire, whatever names they were of.
+	slices.Sort(streams)
+	if want := []string{wire.Stream, wire.DecisionStream}; !slices.Equal(streams, want) {
+		ts.Fatalf("the satellite holds streams %q, want only %q", streams, want)
+	}
+	if dec, err := js.Stream(lctx, wire.DecisionStream); err != nil || dec.CachedInfo().Config.Storage != jetstream.MemoryStorage || dec.CachedInfo().Config.MaxAge <= 0 {
+		ts.Fatalf("%s is not records in memory that expire (%v)", wire.DecisionStream, err)
 	}
 	st, err := js.Stream(lctx, wire.Stream)
 	ts.Check(err)
