@@ -94,7 +94,9 @@ func (c *Client) settleOffer(ctx context.Context, s wire.Subjects, item string) 
 			}
 			continue
 		case errors.Is(err, jetstream.ErrNoStreamResponse):
-			return "", nil
+			// Made, and not listening yet (a busy satellite answered the
+			// create first): a taker's record may land any moment, so
+			// only a record of the sender's own settles it. Try again.
 		}
 		// Refused for a record there, or no answer (a cluster electing a
 		// leader may have stored it): read what is there.
@@ -105,7 +107,7 @@ func (c *Client) settleOffer(ctx context.Context, s wire.Subjects, item string) 
 			}
 			return "", nil // the sender's own record
 		}
-		if rerr == nil && !jsapi.Transient(ctx, err) && !jsapi.Exists(err) {
+		if rerr == nil && !errors.Is(err, jetstream.ErrNoStreamResponse) && !jsapi.Transient(ctx, err) && !jsapi.Exists(err) {
 			// Refused for something else (the records at their cap): no
 			// taker's record is there to be read, and none can be stored.
 			return "", nil

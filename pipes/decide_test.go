@@ -25,10 +25,20 @@ func (s *satellite) linkedClient(t *testing.T) (*Client, *link.Proxy) {
 	return New(nc, WithConfig(s.cfg)), p
 }
 
-// prepared is a satellite whose store is prepared, as 'skypipe serve'
-// prepares it.
-func prepared(t *testing.T) *satellite {
+// offering is a satellite whose senders wait long enough for the end of
+// a small input that, however busy the machine, the item rides with its
+// offer (a reader's EOF a goroutine away can take more than WholeWait's
+// 2 ms under the race detector).
+func offering(t *testing.T) *satellite {
 	sat := newSatellite(t)
+	sat.cfg.WholeWait = time.Second
+	return sat
+}
+
+// prepared is an offering satellite whose store is prepared, as 'skypipe
+// serve' prepares it.
+func prepared(t *testing.T) *satellite {
+	sat := offering(t)
 	if err := sat.client().Prepare(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +102,7 @@ func TestASenderThatGaveUpFirstKeepsTheItem(t *testing.T) {
 		prepared bool
 	}{{"prepared", true}, {"no stream of decisions", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			sat := newSatellite(t)
+			sat := offering(t)
 			ctx := testCtx(t)
 			if tc.prepared {
 				if err := sat.client().Prepare(ctx); err != nil {
@@ -179,7 +189,7 @@ func TestAnOfferWithDataToAnOlderTaker(t *testing.T) {
 // first kept item) a taker answers an offer with data as it answers any,
 // and the item comes out as it is sent; nothing makes the stream.
 func TestAnOfferWithDataWithoutTheDecisions(t *testing.T) {
-	sat := newSatellite(t)
+	sat := offering(t)
 	ctx := testCtx(t)
 	rcv := sat.receive(ctx, sat.client(), "fire", ReceiveOptions{})
 	sat.attached(ctx, "fire", 1)
