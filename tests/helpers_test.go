@@ -16,7 +16,11 @@ import (
 // helperCommands run as separate processes in scripts (exec NAME ...):
 //
 //	gen SIZE SEED     SIZE pseudo-random bytes, the same for the same SEED
-//	slowcat RATE      copy stdin to stdout at RATE bytes a second at most
+//	slowcat RATE [AT FILE]
+//	                  copy stdin to stdout at RATE bytes a second at most;
+//	                  with AT and FILE, stop after AT bytes until FILE
+//	                  exists (five minutes at most), so that a script can
+//	                  act while a sender is surely mid-item
 //	feed LINE...      print the lines, then wait until stdout's reader is gone
 //	lines PREFIX N    print "PREFIX 1" ... "PREFIX N"
 //	tailx FILE        print FILE's lines as they are appended, like tail -f,
@@ -82,18 +86,30 @@ func helperGen() int {
 
 func helperSlowcat() int {
 	dieWithParent()
-	if len(os.Args) != 2 {
-		return usageExit("slowcat RATE")
+	const usage = "slowcat RATE [AT FILE]"
+	if len(os.Args) != 2 && len(os.Args) != 4 {
+		return usageExit(usage)
 	}
 	rate, err := strconv.ParseInt(os.Args[1], 10, 64)
 	if err != nil || rate <= 0 {
-		return usageExit("slowcat RATE")
+		return usageExit(usage)
+	}
+	holdAt, holdFile := int64(-1), ""
+	if len(os.Args) == 4 {
+		if holdAt, err = strconv.ParseInt(os.Args[2], 10, 64); err != nil || holdAt < 0 {
+			return usageExit(usage)
+		}
+		holdFile = os.Args[3]
 	}
 	buf := make([]byte, 64<<10)
 	start := time.Now()
 	var total int64
 	for {
-		n, err := os.Stdin.Read(buf)
+		want := int64(len(buf))
+		if holdAt >= 0 && total < holdAt {
+			want = min(want, holdAt-total)
+		}
+		n, err := os.Stdin.Read(buf[:want])
 		if n > 0 {
 			if _, werr := os.Stdout.Write(buf[:n]); werr != nil {
 				return 1
@@ -104,6 +120,13 @@ func helperSlowcat() int {
 				time.Sleep(ahead)
 			}
 		}
+		if total == holdAt {
+			if !waitFile(holdFile, 5*time.Minute) {
+				fmt.Fprintf(os.Stderr, "slowcat: %s did not appear\n", holdFile)
+				return 1
+			}
+			holdAt, start, total = -1, time.Now(), 0 // the pace starts again
+		}
 		if err == io.EOF {
 			return 0
 		}
@@ -111,6 +134,18 @@ func helperSlowcat() int {
 			return 1
 		}
 	}
+}
+
+// waitFile waits until the file name exists, for limit at most.
+func waitFile(name string, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(name); err == nil {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, with a bound
+	}
+	return false
 }
 
 func helperFeed() int {

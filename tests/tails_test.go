@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,7 +69,9 @@ func tailLine(s, n int) string {
 type tailReader struct {
 	cmd  *exec.Cmd
 	err  bytes.Buffer
-	got  [][]int // per sender, the line numbers in the order they came
+	mu   sync.Mutex // guards n while the reader runs
+	n    int        // lines read, good or bad
+	got  [][]int    // per sender, the line numbers in the order they came
 	bad  []string
 	done chan struct{}
 }
@@ -88,6 +91,9 @@ func startTailReader(ts *testscript.TestScript, senders int, args ...string) *ta
 			var s, n int
 			var pad string
 			l := sc.Text()
+			r.mu.Lock()
+			r.n++
+			r.mu.Unlock()
 			if _, err := fmt.Sscanf(l, "s%d %d %s", &s, &n, &pad); err != nil || s < 0 || s >= senders || l != tailLine(s, n) {
 				r.bad = append(r.bad, l)
 				continue
@@ -97,6 +103,24 @@ func startTailReader(ts *testscript.TestScript, senders int, args ...string) *ta
 		_, _ = io.Copy(io.Discard, out)
 	}()
 	return r
+}
+
+// waitLines waits until the receiver has read n lines, for limit at most,
+// and tells whether it did.
+func (r *tailReader) waitLines(n int, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		r.mu.Lock()
+		got := r.n
+		r.mu.Unlock()
+		if got >= n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a bound
+	}
 }
 
 // stop interrupts a receiver and checks that it ended as interrupted.
@@ -224,12 +248,19 @@ func cmdTails(ts *testscript.TestScript, neg bool, args []string) {
 			sendCPU += s.cmd.ProcessState.UserTime() + s.cmd.ProcessState.SystemTime()
 		}
 	}
+	// A sender that heard no answer to its roll call in time (a starved
+	// machine) keeps its item, and exits once the item is stored: the
+	// aggregator takes it from the store, maybe after that.
+	if !agg.waitLines(senders*lines, waitLimit) {
+		ts.Logf("the aggregator had not read %d lines %v after the last sender exited; %s", senders*lines, waitLimit, keptNow(ts, pipe))
+	}
 	agg.stop(ts, "aggregator")
 	lis.stop(ts, "listener")
 
 	for s := range senders {
 		if !slices.Equal(agg.got[s], seq(0, lines)) {
-			ts.Fatalf("the aggregator got sender %d's lines as %s, not each of 0..%d once in order", s, brief(agg.got[s]), lines-1)
+			ts.Fatalf("the aggregator got sender %d's lines as %s, not each of 0..%d once in order; the sender said: %q; the aggregator said: %q",
+				s, brief(agg.got[s]), lines-1, lastLines(ss[s].err.String(), 3), lastLines(agg.err.String(), 5))
 		}
 		got := lis.got[s]
 		if len(got) == 0 || !slices.Equal(got, seq(got[0], lines)) || got[0] > attachedAt+tailSlack {
@@ -358,6 +389,22 @@ func startLibSender(ts *testscript.TestScript, pipe string) *tailSender {
 		s.exit <- err
 	}()
 	return s
+}
+
+// keptNow says how many items pipe keeps.
+func keptNow(ts *testscript.TestScript, pipe string) string {
+	c, done := client(ts)
+	defer done()
+	list, err := c.List(context.Background())
+	if err != nil {
+		return fmt.Sprintf("listing the pipes: %v", err)
+	}
+	for _, p := range list {
+		if p.Name == pipe {
+			return fmt.Sprintf("%q keeps %d item(s)", pipe, p.Items)
+		}
+	}
+	return fmt.Sprintf("%q keeps nothing", pipe)
 }
 
 // ended says how a sender that stopped reading its input ended: its exit
