@@ -137,3 +137,30 @@ func TestMarkdownWanSection(t *testing.T) {
 		t.Errorf("the old wan table survived, or came twice:\n%s", got)
 	}
 }
+
+// TestWanRateFlag: -wan-rate takes a line rate as tc writes it, and the
+// wan case's rows then name it.
+func TestWanRateFlag(t *testing.T) {
+	for _, tc := range []struct {
+		arg   string
+		rate  int64
+		label string
+		bad   bool
+	}{
+		{arg: "off", rate: 0, label: ""},
+		{arg: "100mbit", rate: 12_500_000, label: ", lines of 100mbit"},
+		{arg: "1gbit", rate: 125_000_000, label: ", lines of 1000mbit"},
+		{arg: "fast", bad: true},
+	} {
+		cfg, err := parseFlags([]string{"-wan-rate", tc.arg})
+		if tc.bad {
+			if err == nil {
+				t.Errorf("-wan-rate %s: no error", tc.arg)
+			}
+			continue
+		}
+		if err != nil || cfg.wanRate != tc.rate || rateLabel(cfg.wanRate) != tc.label {
+			t.Errorf("-wan-rate %s: %d %q, %v; want %d %q", tc.arg, cfg.wanRate, rateLabel(cfg.wanRate), err, tc.rate, tc.label)
+		}
+	}
+}

@@ -27,6 +27,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/skypipe/skypipe/tests/link"
 )
 
 // config is what a run measures.
@@ -52,7 +54,10 @@ type config struct {
 	wanSizes  []int64
 	wanRounds int
 	wanFanout int
-	smokeRun  bool // a smoke run: a baseline that cannot be had is left out
+	// wanRate is each connection's line rate across the link, each way, in
+	// bytes a second (tests/link SetRate); 0: no limit.
+	wanRate  int64
+	smokeRun bool // a smoke run: a baseline that cannot be had is left out
 }
 
 // allCases are the cases a run measures, by the names -cases takes.
@@ -123,6 +128,7 @@ func parseFlags(args []string) (config, error) {
 	wanSizes := fs.String("wan-size", "64,32", "MiB moved in the wan case, at each of -wan-rtts (the last for the rest)")
 	fs.IntVar(&cfg.wanRounds, "wan-rounds", cfg.wanRounds, "trigger rounds of the wan case, at each RTT")
 	fs.IntVar(&cfg.wanFanout, "wan-fanout", cfg.wanFanout, "receivers of the wan case's fan-out (each gets -wan-size over this)")
+	wanRate := fs.String("wan-rate", "off", "line rate of each connection across the wan case's links, each way, as tc writes it (100mbit, 1gbit), or off")
 	isSmoke := fs.Bool("smoke", false, "tiny sizes: a run of seconds, for CI")
 	cases := fs.String("cases", strings.Join(allCases, ","), "the cases to run, of "+strings.Join(allCases, ","))
 	if err := fs.Parse(args); err != nil {
@@ -146,6 +152,10 @@ func parseFlags(args []string) (config, error) {
 			return cfg, fmt.Errorf("-wan-size: %q is not a positive number of MiB", m)
 		}
 		cfg.wanSizes = append(cfg.wanSizes, n<<20)
+	}
+	var err error
+	if cfg.wanRate, err = link.ParseRate(*wanRate); err != nil {
+		return cfg, fmt.Errorf("-wan-rate: %w", err)
 	}
 	cfg.cases = map[string]bool{}
 	for _, c := range strings.Split(*cases, ",") {

@@ -330,6 +330,8 @@ func (b *bench) relayRun(in wanInput, rtt time.Duration, waiting bool) (send, wa
 	defer down.Close()
 	up.SetRTT(rtt)
 	down.SetRTT(rtt)
+	up.SetRate(b.cfg.wanRate)
+	down.SetRate(b.cfg.wanRate)
 	helperEnvOf := func(h string) []string { return append(os.Environ(), helperEnv+"="+h) }
 	s := newSink(b.cfg.check)
 	recv, err := startProc(helperEnvOf("tcprecv"), nil, s, b.w.self, down.Addr())
@@ -523,6 +525,15 @@ func (b *bench) wanCase() error {
 	return nil
 }
 
+// rateLabel names a line rate (bytes a second) in a case, as tc writes it;
+// nothing for no limit.
+func rateLabel(rate int64) string {
+	if rate == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", lines of %gmbit", float64(rate)*8/1e6)
+}
+
 // wanAt measures every row of one RTT.
 func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInput, add func(row)) error {
 	cfg := b.cfg
@@ -541,6 +552,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	}
 	defer p.Close()
 	p.SetRTT(rtt)
+	p.SetRate(cfg.wanRate)
 
 	var relay, live, stores, drains []time.Duration
 	var sendRSS, drainRSS, liveSendRSS, liveRecvRSS int64
@@ -580,7 +592,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	}
 
 	base := mbps(size, medianOf(relay))
-	sz := sizeLabel(size)
+	sz := sizeLabel(size) + rateLabel(cfg.wanRate)
 	add(row{Case: "live " + sz, RTT: rtt, Measure: "throughput, TCP relay through the same links (baseline)", Value: base, Unit: "MB/s"})
 	add(row{Case: "live " + sz, RTT: rtt, Measure: "throughput, skypipe", Value: mbps(size, medianOf(live)), Unit: "MB/s", Base: base})
 	r := rssRow("live "+sz, "peak RSS, sender (the most of the runs)", liveSendRSS, 40)
@@ -599,7 +611,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	r = rssRow("kept "+sz, "drain: peak RSS, receiver (the most of the runs)", drainRSS, 40)
 	r.RTT = rtt
 	add(r)
-	fc := fmt.Sprintf("fan-out 1 -> %d, %s", cfg.wanFanout, sizeLabel(fanSize))
+	fc := fmt.Sprintf("fan-out 1 -> %d, %s%s", cfg.wanFanout, sizeLabel(fanSize), rateLabel(cfg.wanRate))
 	add(row{Case: fc, RTT: rtt, Measure: "wall time", Value: fw.wall.Seconds(), Unit: "s"})
 	add(row{Case: fc, RTT: rtt, Measure: "aggregate throughput", Value: mbps(fanSize*int64(cfg.wanFanout), fw.wall), Unit: "MB/s"})
 	add(row{Case: "trigger", RTT: rtt, Measure: "TCP relay: sender start to receiver exit, connect + 1 byte (baseline)", Value: ms(medianOf(rw)), Unit: "ms", Spread: spread(rw)})
