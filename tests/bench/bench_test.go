@@ -138,29 +138,34 @@ func TestMarkdownWanSection(t *testing.T) {
 	}
 }
 
-// TestWanRateFlag: -wan-rate takes a line rate as tc writes it, and the
-// wan case's rows then name it.
-func TestWanRateFlag(t *testing.T) {
+// TestWanLinkFlags: -wan-rate takes a line rate as tc writes it,
+// -wan-window a TCP window in KiB, and the wan case's rows then name them.
+func TestWanLinkFlags(t *testing.T) {
 	for _, tc := range []struct {
-		arg   string
-		rate  int64
-		label string
-		bad   bool
+		args   []string
+		rate   int64
+		window int64
+		label  string
+		bad    bool
 	}{
-		{arg: "off", rate: 0, label: ""},
-		{arg: "100mbit", rate: 12_500_000, label: ", lines of 100mbit"},
-		{arg: "1gbit", rate: 125_000_000, label: ", lines of 1000mbit"},
-		{arg: "fast", bad: true},
+		{args: []string{"-wan-rate", "off"}, label: ""},
+		{args: []string{"-wan-rate", "100mbit"}, rate: 12_500_000, label: ", lines of 100mbit"},
+		{args: []string{"-wan-rate", "1gbit"}, rate: 125_000_000, label: ", lines of 1000mbit"},
+		{args: []string{"-wan-window", "4096"}, window: 4 << 20, label: ", TCP windows of 4 MiB"},
+		{args: []string{"-wan-window", "512", "-wan-rate", "1gbit"}, rate: 125_000_000, window: 512 << 10, label: ", lines of 1000mbit, TCP windows of 512 KiB"},
+		{args: []string{"-wan-rate", "fast"}, bad: true},
+		{args: []string{"-wan-window", "-1"}, bad: true},
 	} {
-		cfg, err := parseFlags([]string{"-wan-rate", tc.arg})
+		cfg, err := parseFlags(tc.args)
 		if tc.bad {
 			if err == nil {
-				t.Errorf("-wan-rate %s: no error", tc.arg)
+				t.Errorf("%v: no error", tc.args)
 			}
 			continue
 		}
-		if err != nil || cfg.wanRate != tc.rate || rateLabel(cfg.wanRate) != tc.label {
-			t.Errorf("-wan-rate %s: %d %q, %v; want %d %q", tc.arg, cfg.wanRate, rateLabel(cfg.wanRate), err, tc.rate, tc.label)
+		got := linkLabel(cfg.wanRate, cfg.wanWindow)
+		if err != nil || cfg.wanRate != tc.rate || cfg.wanWindow != tc.window || got != tc.label {
+			t.Errorf("%v: rate %d, window %d, %q, %v; want %d, %d, %q", tc.args, cfg.wanRate, cfg.wanWindow, got, err, tc.rate, tc.window, tc.label)
 		}
 	}
 }

@@ -56,8 +56,11 @@ type config struct {
 	wanFanout int
 	// wanRate is each connection's line rate across the link, each way, in
 	// bytes a second (tests/link SetRate); 0: no limit.
-	wanRate  int64
-	smokeRun bool // a smoke run: a baseline that cannot be had is left out
+	wanRate int64
+	// wanWindow is each connection's TCP send window across the link, each
+	// way, in bytes (tests/link SetWindow); 0: none.
+	wanWindow int64
+	smokeRun  bool // a smoke run: a baseline that cannot be had is left out
 }
 
 // allCases are the cases a run measures, by the names -cases takes.
@@ -129,6 +132,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.wanRounds, "wan-rounds", cfg.wanRounds, "trigger rounds of the wan case, at each RTT")
 	fs.IntVar(&cfg.wanFanout, "wan-fanout", cfg.wanFanout, "receivers of the wan case's fan-out (each gets -wan-size over this)")
 	wanRate := fs.String("wan-rate", "off", "line rate of each connection across the wan case's links, each way, as tc writes it (100mbit, 1gbit), or off")
+	fs.Int64Var(&cfg.wanWindow, "wan-window", 0, "KiB each connection across the wan case's links may have in flight, each way, as TCP's send buffer bounds it (4096: Linux's tcp_wmem default), or 0 for no bound")
 	isSmoke := fs.Bool("smoke", false, "tiny sizes: a run of seconds, for CI")
 	cases := fs.String("cases", strings.Join(allCases, ","), "the cases to run, of "+strings.Join(allCases, ","))
 	if err := fs.Parse(args); err != nil {
@@ -157,6 +161,10 @@ func parseFlags(args []string) (config, error) {
 	if cfg.wanRate, err = link.ParseRate(*wanRate); err != nil {
 		return cfg, fmt.Errorf("-wan-rate: %w", err)
 	}
+	if cfg.wanWindow < 0 {
+		return cfg, fmt.Errorf("-wan-window %d: want KiB, or 0", cfg.wanWindow)
+	}
+	cfg.wanWindow <<= 10
 	cfg.cases = map[string]bool{}
 	for _, c := range strings.Split(*cases, ",") {
 		if !slices.Contains(allCases, c) {

@@ -332,6 +332,8 @@ func (b *bench) relayRun(in wanInput, rtt time.Duration, waiting bool) (send, wa
 	down.SetRTT(rtt)
 	up.SetRate(b.cfg.wanRate)
 	down.SetRate(b.cfg.wanRate)
+	up.SetWindow(b.cfg.wanWindow)
+	down.SetWindow(b.cfg.wanWindow)
 	helperEnvOf := func(h string) []string { return append(os.Environ(), helperEnv+"="+h) }
 	s := newSink(b.cfg.check)
 	recv, err := startProc(helperEnvOf("tcprecv"), nil, s, b.w.self, down.Addr())
@@ -525,13 +527,20 @@ func (b *bench) wanCase() error {
 	return nil
 }
 
-// rateLabel names a line rate (bytes a second) in a case, as tc writes it;
-// nothing for no limit.
-func rateLabel(rate int64) string {
-	if rate == 0 {
-		return ""
+// linkLabel names the links' line rate (bytes a second), as tc writes it,
+// and TCP window in a case; nothing for no limit.
+func linkLabel(rate, window int64) string {
+	var s string
+	if rate > 0 {
+		s += fmt.Sprintf(", lines of %gmbit", float64(rate)*8/1e6)
 	}
-	return fmt.Sprintf(", lines of %gmbit", float64(rate)*8/1e6)
+	switch {
+	case window >= 1<<20 && window%(1<<20) == 0:
+		s += fmt.Sprintf(", TCP windows of %d MiB", window>>20)
+	case window > 0:
+		s += fmt.Sprintf(", TCP windows of %d KiB", window>>10)
+	}
+	return s
 }
 
 // wanAt measures every row of one RTT.
@@ -553,6 +562,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	defer p.Close()
 	p.SetRTT(rtt)
 	p.SetRate(cfg.wanRate)
+	p.SetWindow(cfg.wanWindow)
 
 	var relay, live, stores, drains []time.Duration
 	var sendRSS, drainRSS, liveSendRSS, liveRecvRSS int64
@@ -592,7 +602,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	}
 
 	base := mbps(size, medianOf(relay))
-	sz := sizeLabel(size) + rateLabel(cfg.wanRate)
+	sz := sizeLabel(size) + linkLabel(cfg.wanRate, cfg.wanWindow)
 	add(row{Case: "live " + sz, RTT: rtt, Measure: "throughput, TCP relay through the same links (baseline)", Value: base, Unit: "MB/s"})
 	add(row{Case: "live " + sz, RTT: rtt, Measure: "throughput, skypipe", Value: mbps(size, medianOf(live)), Unit: "MB/s", Base: base})
 	r := rssRow("live "+sz, "peak RSS, sender (the most of the runs)", liveSendRSS, 40)
@@ -611,7 +621,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	r = rssRow("kept "+sz, "drain: peak RSS, receiver (the most of the runs)", drainRSS, 40)
 	r.RTT = rtt
 	add(r)
-	fc := fmt.Sprintf("fan-out 1 -> %d, %s%s", cfg.wanFanout, sizeLabel(fanSize), rateLabel(cfg.wanRate))
+	fc := fmt.Sprintf("fan-out 1 -> %d, %s%s", cfg.wanFanout, sizeLabel(fanSize), linkLabel(cfg.wanRate, cfg.wanWindow))
 	add(row{Case: fc, RTT: rtt, Measure: "wall time", Value: fw.wall.Seconds(), Unit: "s"})
 	add(row{Case: fc, RTT: rtt, Measure: "aggregate throughput", Value: mbps(fanSize*int64(cfg.wanFanout), fw.wall), Unit: "MB/s"})
 	add(row{Case: "trigger", RTT: rtt, Measure: "TCP relay: sender start to receiver exit, connect + 1 byte (baseline)", Value: ms(medianOf(rw)), Unit: "ms", Spread: spread(rw)})

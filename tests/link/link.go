@@ -9,6 +9,11 @@
 //     (SetDelay per direction, SetRTT half each way);
 //   - rate: bytes leave at most at a given rate (SetRate), paced as they
 //     are read, so that the sender, not the proxy, holds the backlog;
+//   - window: at most a given number of a connection's bytes are
+//     unacknowledged (SetWindow), as a TCP sender's socket buffer bounds
+//     what it has in flight on a real path: a byte is acknowledged once it
+//     is delivered and the other direction's delay has passed (its ack's
+//     way back);
 //   - stall: nothing moves, either way, for a duration; then everything
 //     held goes on in order and nothing is lost (Stall);
 //   - cut: every connection is reset and new ones are refused for a
@@ -18,7 +23,8 @@
 //
 // A user-space proxy delays bytes, not packets: the kernels' TCP on either
 // side sees loopback, so TCP's own windows and retransmissions are not
-// emulated; every application round trip (a request and its reply, an ack
+// emulated (SetWindow emulates the send window's bound on throughput, one
+// window a round trip, not slow start); every application round trip (a request and its reply, an ack
 // and what it releases) does cross the full delay both ways. At most
 // Options.Queue bytes are in flight in each direction.
 //
@@ -71,6 +77,7 @@ type Proxy struct {
 	mu        sync.Mutex
 	up, down  time.Duration // one-way delay of each direction
 	rate      int64         // bytes a second each way; 0: unlimited
+	window    int64         // unacknowledged bytes per connection and way; 0: unlimited
 	frozen    chan struct{} // while stalled: closed when the stall ends
 	stallEnd  time.Time
 	stallGen  int
@@ -150,6 +157,17 @@ func (p *Proxy) SetRate(bytesPerSec int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.rate = max(bytesPerSec, 0)
+}
+
+// SetWindow bounds each connection, each way, to bytes unacknowledged:
+// what a TCP sender may have in flight, its socket buffer (Linux's
+// tcp_wmem: 4 MiB at most by default), so that a connection carries at
+// most bytes a round trip, as across a real path; 0 lifts the bound. It
+// applies to bytes read from now on.
+func (p *Proxy) SetWindow(bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.window = max(bytes, 0)
 }
 
 // Stall freezes the link both ways for d, from now: nothing is read or
@@ -425,6 +443,15 @@ type chunk struct {
 	n   int
 	due time.Time
 	err error // io.EOF, or why the source failed
+	// windowed: its bytes count against the window until acked (the window
+	// was on when it was read).
+	windowed bool
+}
+
+// ack frees n bytes of a direction's window at a time.
+type ack struct {
+	n  int
+	at time.Time
 }
 
 var bufs = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
@@ -433,27 +460,89 @@ var bufs = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }
 // and stamps it with its due time, and a writer that hands it on when due.
 func (pr *pair) start(src, dst *net.TCPConn, upward bool) {
 	q := make(chan chunk, pr.p.slots)
-	go pr.read(src, q, upward)
-	go pr.write(dst, q, upward)
+	// The writer hands each windowed chunk's ack back to the reader: at
+	// most the chunks queued and the one being written are unacked and not
+	// yet taken by the reader, which takes them all at each read.
+	acks := make(chan ack, pr.p.slots+2)
+	go pr.read(src, q, acks, upward)
+	go pr.write(dst, q, acks, upward)
 }
 
-func (pr *pair) read(src *net.TCPConn, q chan<- chunk, upward bool) {
+// inFlight is a direction's unacknowledged bytes, kept by its reader.
+type inFlight struct {
+	bytes   int64
+	pending []ack // taken from the writer, not due yet, in order
+}
+
+// take moves the acks the writer handed back into pending, and frees what
+// is due by now.
+func (f *inFlight) take(acks <-chan ack, now time.Time) {
+	for more := true; more; {
+		select {
+		case a := <-acks:
+			f.pending = append(f.pending, a)
+		default:
+			more = false
+		}
+	}
+	for len(f.pending) > 0 && !f.pending[0].at.After(now) {
+		f.bytes -= int64(f.pending[0].n)
+		f.pending = f.pending[1:]
+	}
+}
+
+// room waits until fewer than window bytes are in flight, and returns how
+// many more may be read; false if done closed first.
+func (f *inFlight) room(window int64, acks <-chan ack, done <-chan struct{}) (int64, bool) {
+	for {
+		f.take(acks, time.Now())
+		if window <= 0 {
+			return chunkSize, true
+		}
+		if f.bytes < window {
+			return window - f.bytes, true
+		}
+		if len(f.pending) > 0 {
+			if !sleep(time.Until(f.pending[0].at), done) {
+				return 0, false
+			}
+			continue
+		}
+		// Every byte in flight is still on its way: wait for its ack.
+		select {
+		case a := <-acks:
+			f.pending = append(f.pending, a)
+		case <-done:
+			return 0, false
+		}
+	}
+}
+
+func (pr *pair) read(src *net.TCPConn, q chan<- chunk, acks <-chan ack, upward bool) {
 	defer pr.p.wg.Done()
 	p := pr.p
 	var free time.Time // when the emulated line is free for the next byte
+	var flight inFlight
 	for {
 		if !p.waitThawed(pr.done) {
 			return
 		}
+		set := p.settings()
+		space, ok := flight.room(set.window, acks, pr.done)
+		if !ok {
+			return
+		}
 		buf := bufs.Get().(*[]byte)
 		size := chunkSize
-		if rate := p.settings().rate; rate > 0 {
-			size = int(min(max(rate/100, 1500), chunkSize)) // about 10 ms of the line at a time
+		if set.rate > 0 {
+			size = int(min(max(set.rate/100, 1500), chunkSize)) // about 10 ms of the line at a time
 		}
+		size = int(min(int64(size), space))
 		n, err := src.Read((*buf)[:size])
 		// The conditions of the moment the bytes came in, not of when the
-		// read began.
-		set := p.settings()
+		// read began (the window's, the one it began with).
+		windowed := set.window > 0
+		set = p.settings()
 		delay := set.down
 		if upward {
 			delay = set.up
@@ -466,7 +555,7 @@ func (pr *pair) read(src *net.TCPConn, q chan<- chunk, upward bool) {
 				free = leave
 			}
 			select {
-			case q <- chunk{buf: buf, n: n, due: leave.Add(delay)}:
+			case q <- chunk{buf: buf, n: n, due: leave.Add(delay), windowed: windowed}:
 			case <-pr.done:
 				return
 			}
@@ -474,6 +563,9 @@ func (pr *pair) read(src *net.TCPConn, q chan<- chunk, upward bool) {
 			// waits in the sender's socket, not here.
 			if wait := time.Until(leave); wait > 0 && !sleep(wait, pr.done) {
 				return
+			}
+			if windowed {
+				flight.bytes += int64(n)
 			}
 		} else {
 			bufs.Put(buf)
@@ -488,7 +580,7 @@ func (pr *pair) read(src *net.TCPConn, q chan<- chunk, upward bool) {
 	}
 }
 
-func (pr *pair) write(dst *net.TCPConn, q <-chan chunk, upward bool) {
+func (pr *pair) write(dst *net.TCPConn, q <-chan chunk, acks chan<- ack, upward bool) {
 	defer pr.p.wg.Done()
 	p := pr.p
 	sent := &p.sentDown
@@ -526,6 +618,19 @@ func (pr *pair) write(dst *net.TCPConn, q <-chan chunk, upward bool) {
 		if total := sent.Add(int64(c.n)); !upward {
 			p.fireArmed(total)
 		}
+		if c.windowed {
+			// Its ack takes the other way back.
+			set := p.settings()
+			back := set.up
+			if upward {
+				back = set.down
+			}
+			select {
+			case acks <- ack{n: c.n, at: time.Now().Add(back)}:
+			case <-pr.done:
+				return
+			}
+		}
 	}
 }
 
@@ -533,12 +638,13 @@ func (pr *pair) write(dst *net.TCPConn, q <-chan chunk, upward bool) {
 type conditions struct {
 	up, down time.Duration
 	rate     int64
+	window   int64
 }
 
 func (p *Proxy) settings() conditions {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return conditions{up: p.up, down: p.down, rate: p.rate}
+	return conditions{up: p.up, down: p.down, rate: p.rate, window: p.window}
 }
 
 func later(a, b time.Time) time.Time {

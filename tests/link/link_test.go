@@ -386,6 +386,49 @@ func TestRateHoldsATransferToTheLineRate(t *testing.T) {
 	t.Logf("%d bytes at 2mbit: %v", len(data), took)
 }
 
+// TestWindowHoldsAConnectionToAWindowARoundTrip: with a window, a
+// connection has at most that many bytes unacknowledged, and a byte is
+// acknowledged a round trip after it left (the ack comes back the other
+// way, whose delay counts even when its own way has none).
+func TestWindowHoldsAConnectionToAWindowARoundTrip(t *testing.T) {
+	const window, size = 128 << 10, 1 << 20
+	for _, tc := range []struct {
+		name     string
+		up, down time.Duration
+	}{
+		{"half the RTT each way", 100 * time.Millisecond, 100 * time.Millisecond},
+		{"all the RTT on the ack's way", 0, 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := newSink(t)
+			p := startProxy(t, up.ln.Addr().String())
+			p.SetDelay(tc.up, tc.down)
+			p.SetWindow(window)
+			c, err := net.Dial("tcp", p.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			srv := up.next(t)
+			data := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+			start := time.Now()
+			go func() { c.Write(data); c.(*net.TCPConn).CloseWrite() }()
+			got, err := io.ReadAll(srv)
+			took := time.Since(start)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("got %d bytes (%v), want the %d sent", len(got), err, len(data))
+			}
+			// The last window leaves once the ones before it were acked, a
+			// round trip each: a lower bound only.
+			rtt := tc.up + tc.down
+			if least := time.Duration(size/window-1) * rtt; took < least*9/10 {
+				t.Errorf("%d bytes in windows of %d across %v took %v, less than the window allows (%v)", size, window, rtt, took, least)
+			}
+			t.Logf("%d bytes in windows of %d across %v: %v", size, window, rtt, took)
+		})
+	}
+}
+
 func TestCloseResetsConnectionsAndStopsListening(t *testing.T) {
 	up := newSink(t)
 	p, err := Start(up.ln.Addr().String(), Options{})
