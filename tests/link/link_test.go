@@ -357,6 +357,37 @@ func TestResetSendsRSTToBothEndsOfAnIdleConnection(t *testing.T) {
 	}
 }
 
+// upload sends size bytes from a client through p to the sink behind it,
+// checks that they arrive whole, and returns how long that took.
+func upload(t *testing.T, p *Proxy, up *sink, size int) time.Duration {
+	t.Helper()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := up.next(t)
+	data := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	start := time.Now()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		wrote <- err
+	}()
+	got, err := io.ReadAll(srv)
+	took := time.Since(start)
+	if werr := <-wrote; werr != nil {
+		t.Fatalf("writing: %v", werr)
+	}
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes (%v), want the %d sent", len(got), err, len(data))
+	}
+	return took
+}
+
 func TestRateHoldsATransferToTheLineRate(t *testing.T) {
 	up := newSink(t)
 	p := startProxy(t, up.ln.Addr().String())
@@ -365,25 +396,13 @@ func TestRateHoldsATransferToTheLineRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.SetRate(rate)
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	srv := up.next(t)
-	data := bytes.Repeat([]byte("0123456789abcdef"), 16<<10) // 256 KiB
-	start := time.Now()
-	go func() { c.Write(data); c.(*net.TCPConn).CloseWrite() }()
-	got, err := io.ReadAll(srv)
-	took := time.Since(start)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("got %d bytes (%v), want the %d sent", len(got), err, len(data))
-	}
+	const size = 256 << 10
+	took := upload(t, p, up, size)
 	// A line can send no faster than its rate: a lower bound only.
-	if least := time.Duration(float64(len(data)) / float64(rate) * float64(time.Second)); took < least*9/10 {
-		t.Errorf("%d bytes at %d B/s took %v, less than the line allows (%v)", len(data), rate, took, least)
+	if least := time.Duration(float64(size) / float64(rate) * float64(time.Second)); took < least*9/10 {
+		t.Errorf("%d bytes at %d B/s took %v, less than the line allows (%v)", size, rate, took, least)
 	}
-	t.Logf("%d bytes at 2mbit: %v", len(data), took)
+	t.Logf("%d bytes at 2mbit: %v", size, took)
 }
 
 // TestWindowHoldsAConnectionToAWindowARoundTrip: with a window, a
@@ -404,20 +423,7 @@ func TestWindowHoldsAConnectionToAWindowARoundTrip(t *testing.T) {
 			p := startProxy(t, up.ln.Addr().String())
 			p.SetDelay(tc.up, tc.down)
 			p.SetWindow(window)
-			c, err := net.Dial("tcp", p.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			srv := up.next(t)
-			data := bytes.Repeat([]byte("0123456789abcdef"), size/16)
-			start := time.Now()
-			go func() { c.Write(data); c.(*net.TCPConn).CloseWrite() }()
-			got, err := io.ReadAll(srv)
-			took := time.Since(start)
-			if err != nil || !bytes.Equal(got, data) {
-				t.Fatalf("got %d bytes (%v), want the %d sent", len(got), err, len(data))
-			}
+			took := upload(t, p, up, size)
 			// The last window leaves once the ones before it were acked, a
 			// round trip each: a lower bound only.
 			rtt := tc.up + tc.down
