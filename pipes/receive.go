@@ -692,6 +692,15 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 		r.ackFrame(id, f)
 		return nil
 	}
+	if it == nil && r.opt.Role == Take {
+		// A taker hears live frames only on the subscription of an item it
+		// was offered (offered), so this one was, and was dropped since:
+		// finished and forgotten (a follower remembers Config.Remember
+		// finished items), or refused. Its frame was queued before the
+		// subscription went: starting the item again would write it twice.
+		r.ackFrame(id, f)
+		return nil
+	}
 	if it == nil {
 		it = &inItem{id: id}
 		r.items[id] = it
