@@ -269,13 +269,15 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// keptItems is how many items pipe keeps. A satellite this busy may
-// answer late: it asks again for waitLimit.
+// keptItems is how many items pipe keeps. A satellite this busy (4 GB
+// just stored, on a loaded machine) may answer late: it asks again for
+// 4*waitLimit, as for the receivers of the live load (CI47: 30 s of lists
+// timed out, with three busy loops beside the suite).
 func keptItems(ts *testscript.TestScript, pipe string) int {
 	c, done := client(ts)
 	defer done()
 	var list []pipes.PipeInfo
-	waitFor(ts, "the list of pipes", func() (bool, string) {
+	waitWithin(ts, 4*waitLimit, "the list of pipes", func() (bool, string) {
 		var err error
 		list, err = c.List(context.Background())
 		return err == nil, fmt.Sprint(err)
