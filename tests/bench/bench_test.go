@@ -139,7 +139,8 @@ func TestMarkdownWanSection(t *testing.T) {
 }
 
 // TestWanLinkFlags: -wan-rate takes a line rate as tc writes it,
-// -wan-window a TCP window in KiB, and the wan case's rows then name them.
+// -wan-window a TCP window in KiB, -wan-handshake TCP's handshake, and the
+// wan case's rows then name them.
 func TestWanLinkFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args   []string
@@ -153,6 +154,7 @@ func TestWanLinkFlags(t *testing.T) {
 		{args: []string{"-wan-rate", "1gbit"}, rate: 125_000_000, label: ", lines of 1000mbit"},
 		{args: []string{"-wan-window", "4096"}, window: 4 << 20, label: ", TCP windows of 4 MiB"},
 		{args: []string{"-wan-window", "512", "-wan-rate", "1gbit"}, rate: 125_000_000, window: 512 << 10, label: ", lines of 1000mbit, TCP windows of 512 KiB"},
+		{args: []string{"-wan-handshake", "-wan-window", "4096"}, window: 4 << 20, label: ", TCP handshakes, TCP windows of 4 MiB"},
 		{args: []string{"-wan-rate", "fast"}, bad: true},
 		{args: []string{"-wan-window", "-1"}, bad: true},
 	} {
@@ -163,7 +165,7 @@ func TestWanLinkFlags(t *testing.T) {
 			}
 			continue
 		}
-		got := linkLabel(cfg.wanRate, cfg.wanWindow)
+		got := linkLabel(cfg)
 		if err != nil || cfg.wanRate != tc.rate || cfg.wanWindow != tc.window || got != tc.label {
 			t.Errorf("%v: rate %d, window %d, %q, %v; want %d, %d, %q", tc.args, cfg.wanRate, cfg.wanWindow, got, err, tc.rate, tc.window, tc.label)
 		}

@@ -60,7 +60,10 @@ type config struct {
 	// wanWindow is each connection's TCP send window across the link, each
 	// way, in bytes (tests/link SetWindow); 0: none.
 	wanWindow int64
-	smokeRun  bool // a smoke run: a baseline that cannot be had is left out
+	// wanHandshake: new connections across the link pay for TCP's
+	// handshake (tests/link SetHandshake).
+	wanHandshake bool
+	smokeRun     bool // a smoke run: a baseline that cannot be had is left out
 }
 
 // allCases are the cases a run measures, by the names -cases takes.
@@ -133,6 +136,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.wanFanout, "wan-fanout", cfg.wanFanout, "receivers of the wan case's fan-out (each gets -wan-size over this)")
 	wanRate := fs.String("wan-rate", "off", "line rate of each connection across the wan case's links, each way, as tc writes it (100mbit, 1gbit), or off")
 	fs.Int64Var(&cfg.wanWindow, "wan-window", 0, "KiB each connection across the wan case's links may have in flight, each way, as TCP's send buffer bounds it (4096: Linux's tcp_wmem default), or 0 for no bound")
+	fs.BoolVar(&cfg.wanHandshake, "wan-handshake", false, "new connections across the wan case's links pay for TCP's handshake (a round trip), as on a real path")
 	isSmoke := fs.Bool("smoke", false, "tiny sizes: a run of seconds, for CI")
 	cases := fs.String("cases", strings.Join(allCases, ","), "the cases to run, of "+strings.Join(allCases, ","))
 	if err := fs.Parse(args); err != nil {

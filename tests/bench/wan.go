@@ -334,6 +334,8 @@ func (b *bench) relayRun(in wanInput, rtt time.Duration, waiting bool) (send, wa
 	down.SetRate(b.cfg.wanRate)
 	up.SetWindow(b.cfg.wanWindow)
 	down.SetWindow(b.cfg.wanWindow)
+	up.SetHandshake(b.cfg.wanHandshake)
+	down.SetHandshake(b.cfg.wanHandshake)
 	helperEnvOf := func(h string) []string { return append(os.Environ(), helperEnv+"="+h) }
 	s := newSink(b.cfg.check)
 	recv, err := startProc(helperEnvOf("tcprecv"), nil, s, b.w.self, down.Addr())
@@ -527,10 +529,14 @@ func (b *bench) wanCase() error {
 	return nil
 }
 
-// linkLabel names the links' line rate (bytes a second), as tc writes it,
-// and TCP window in a case; nothing for no limit.
-func linkLabel(rate, window int64) string {
+// linkLabel names in a case the links' line rate (bytes a second), as tc
+// writes it, TCP window and handshake; nothing for none.
+func linkLabel(cfg config) string {
+	rate, window := cfg.wanRate, cfg.wanWindow
 	var s string
+	if cfg.wanHandshake {
+		s += ", TCP handshakes"
+	}
 	if rate > 0 {
 		s += fmt.Sprintf(", lines of %gmbit", float64(rate)*8/1e6)
 	}
@@ -563,6 +569,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	p.SetRTT(rtt)
 	p.SetRate(cfg.wanRate)
 	p.SetWindow(cfg.wanWindow)
+	p.SetHandshake(cfg.wanHandshake)
 
 	var relay, live, stores, drains []time.Duration
 	var sendRSS, drainRSS, liveSendRSS, liveRecvRSS int64
@@ -602,7 +609,7 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	}
 
 	base := mbps(size, medianOf(relay))
-	sz := sizeLabel(size) + linkLabel(cfg.wanRate, cfg.wanWindow)
+	sz := sizeLabel(size) + linkLabel(cfg)
 	add(row{Case: "live " + sz, RTT: rtt, Measure: "throughput, TCP relay through the same links (baseline)", Value: base, Unit: "MB/s"})
 	add(row{Case: "live " + sz, RTT: rtt, Measure: "throughput, skypipe", Value: mbps(size, medianOf(live)), Unit: "MB/s", Base: base})
 	r := rssRow("live "+sz, "peak RSS, sender (the most of the runs)", liveSendRSS, 40)
@@ -621,14 +628,14 @@ func (b *bench) wanAt(sat *wanSat, rtt time.Duration, size int64, newline wanInp
 	r = rssRow("kept "+sz, "drain: peak RSS, receiver (the most of the runs)", drainRSS, 40)
 	r.RTT = rtt
 	add(r)
-	fc := fmt.Sprintf("fan-out 1 -> %d, %s%s", cfg.wanFanout, sizeLabel(fanSize), linkLabel(cfg.wanRate, cfg.wanWindow))
+	fc := fmt.Sprintf("fan-out 1 -> %d, %s%s", cfg.wanFanout, sizeLabel(fanSize), linkLabel(cfg))
 	add(row{Case: fc, RTT: rtt, Measure: "wall time", Value: fw.wall.Seconds(), Unit: "s"})
 	add(row{Case: fc, RTT: rtt, Measure: "aggregate throughput", Value: mbps(fanSize*int64(cfg.wanFanout), fw.wall), Unit: "MB/s"})
-	add(row{Case: "trigger", RTT: rtt, Measure: "TCP relay: sender start to receiver exit, connect + 1 byte (baseline)", Value: ms(medianOf(rw)), Unit: "ms", Spread: spread(rw)})
-	add(row{Case: "trigger", RTT: rtt, Measure: "a waiter: whole `echo | skypipe --send t`", Value: ms(medianOf(tt.fireWait)), Unit: "ms", Spread: spread(tt.fireWait), Target: inRTTs(4, rtt)})
-	add(row{Case: "trigger", RTT: rtt, Measure: "a waiter: sender start to waiter exit", Value: ms(medianOf(tt.wake)), Unit: "ms", Base: ms(medianOf(rw)), Spread: spread(tt.wake), Target: inRTTs(4, rtt)})
-	add(row{Case: "kept trigger", RTT: rtt, Measure: "whole `echo | skypipe --send t`, nobody waiting (sending a kept item)", Value: ms(medianOf(tt.fireNone)), Unit: "ms", Spread: spread(tt.fireNone), Target: inRTTs(4, rtt)})
-	add(row{Case: "kept trigger", RTT: rtt, Measure: "whole `skypipe --recv t` taking it", Value: ms(medianOf(tt.take)), Unit: "ms", Spread: spread(tt.take), Target: inRTTs(5, rtt)})
+	add(row{Case: "trigger" + linkLabel(cfg), RTT: rtt, Measure: "TCP relay: sender start to receiver exit, connect + 1 byte (baseline)", Value: ms(medianOf(rw)), Unit: "ms", Spread: spread(rw)})
+	add(row{Case: "trigger" + linkLabel(cfg), RTT: rtt, Measure: "a waiter: whole `echo | skypipe --send t`", Value: ms(medianOf(tt.fireWait)), Unit: "ms", Spread: spread(tt.fireWait), Target: inRTTs(4, rtt)})
+	add(row{Case: "trigger" + linkLabel(cfg), RTT: rtt, Measure: "a waiter: sender start to waiter exit", Value: ms(medianOf(tt.wake)), Unit: "ms", Base: ms(medianOf(rw)), Spread: spread(tt.wake), Target: inRTTs(4, rtt)})
+	add(row{Case: "kept trigger" + linkLabel(cfg), RTT: rtt, Measure: "whole `echo | skypipe --send t`, nobody waiting (sending a kept item)", Value: ms(medianOf(tt.fireNone)), Unit: "ms", Spread: spread(tt.fireNone), Target: inRTTs(4, rtt)})
+	add(row{Case: "kept trigger" + linkLabel(cfg), RTT: rtt, Measure: "whole `skypipe --recv t` taking it", Value: ms(medianOf(tt.take)), Unit: "ms", Spread: spread(tt.take), Target: inRTTs(5, rtt)})
 	add(row{Case: "process", RTT: rtt, Measure: "`skypipe --version` (starting a process; no link crossed)", Value: ms(medianOf(tt.start)), Unit: "ms", Spread: spread(tt.start)})
 	return nil
 }

@@ -14,6 +14,10 @@
 //     what it has in flight on a real path: a byte is acknowledged once it
 //     is delivered and the other direction's delay has passed (its ack's
 //     way back);
+//   - handshake: a new connection's bytes wait as they would behind TCP's
+//     handshake across the link (SetHandshake): the client's first byte
+//     arrives no sooner than a round trip and the way up after the
+//     connect, the upstream's no sooner than two round trips;
 //   - stall: nothing moves, either way, for a duration; then everything
 //     held goes on in order and nothing is lost (Stall);
 //   - cut: every connection is reset and new ones are refused for a
@@ -22,7 +26,7 @@
 //     are accepted (Reset).
 //
 // A user-space proxy delays bytes, not packets: the kernels' TCP on either
-// side sees loopback, so TCP's own windows and retransmissions are not
+// side sees loopback, so TCP's own handshake (unless SetHandshake), windows and retransmissions are not
 // emulated (SetWindow emulates the send window's bound on throughput, one
 // window a round trip, not slow start); every application round trip (a request and its reply, an ack
 // and what it releases) does cross the full delay both ways. At most
@@ -78,6 +82,7 @@ type Proxy struct {
 	up, down  time.Duration // one-way delay of each direction
 	rate      int64         // bytes a second each way; 0: unlimited
 	window    int64         // unacknowledged bytes per connection and way; 0: unlimited
+	handshake bool          // new connections pay for TCP's handshake
 	frozen    chan struct{} // while stalled: closed when the stall ends
 	stallEnd  time.Time
 	stallGen  int
@@ -168,6 +173,18 @@ func (p *Proxy) SetWindow(bytes int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.window = max(bytes, 0)
+}
+
+// SetHandshake makes new connections pay for TCP's handshake across the
+// link, which the kernels do on loopback: SYN up, SYN-ACK down, then the
+// client's first bytes with its ACK. A client's byte then arrives no
+// sooner than RTT plus the way up after it connected, and an upstream's no
+// sooner than two RTTs (it accepts once the ACK is up). It applies to
+// connections accepted from now on.
+func (p *Proxy) SetHandshake(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.handshake = on
 }
 
 // Stall freezes the link both ways for d, from now: nothing is read or
@@ -363,12 +380,12 @@ func (p *Proxy) accept() {
 			continue
 		}
 		p.wg.Add(1)
-		go p.connect(client)
+		go p.connect(client, time.Now())
 	}
 }
 
 // connect dials the upstream for a client and starts its pair's pumps.
-func (p *Proxy) connect(client *net.TCPConn) {
+func (p *Proxy) connect(client *net.TCPConn, accepted time.Time) {
 	defer p.wg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
@@ -380,6 +397,9 @@ func (p *Proxy) connect(client *net.TCPConn) {
 	}
 	pr := &pair{p: p, client: client, server: c.(*net.TCPConn), done: make(chan struct{})}
 	p.mu.Lock()
+	if p.handshake {
+		pr.handshook = accepted.Add(p.up + p.down)
+	}
 	if p.closed || time.Now().Before(p.cutEnd) {
 		p.mu.Unlock()
 		pr.abort()
@@ -407,6 +427,9 @@ type pair struct {
 	done           chan struct{} // closed when the pair is aborted
 	once           sync.Once
 	halves         atomic.Int32 // directions not yet ended by EOF
+	// handshook: when the client's ACK leaves, TCP's handshake done across
+	// the link (SetHandshake); zero: no handshake emulated.
+	handshook time.Time
 }
 
 // abort resets both connections and stops the pumps.
@@ -446,6 +469,16 @@ type chunk struct {
 	// windowed: its bytes count against the window until acked (the window
 	// was on when it was read).
 	windowed bool
+}
+
+// handshakeFloor is the soonest a byte arrives across the link behind
+// TCP's handshake: the client's rides with its ACK (the way up after the
+// handshake), the upstream's leaves once that ACK is up (and comes down).
+func (pr *pair) handshakeFloor(upward bool, set conditions) time.Time {
+	if upward {
+		return pr.handshook.Add(set.up)
+	}
+	return pr.handshook.Add(set.up + set.down)
 }
 
 // ack frees n bytes of a direction's window at a time.
@@ -554,8 +587,12 @@ func (pr *pair) read(src *net.TCPConn, q chan<- chunk, acks <-chan ack, upward b
 				leave = later(free, now).Add(time.Duration(int64(n) * int64(time.Second) / set.rate))
 				free = leave
 			}
+			due := leave.Add(delay)
+			if !pr.handshook.IsZero() {
+				due = later(due, pr.handshakeFloor(upward, set))
+			}
 			select {
-			case q <- chunk{buf: buf, n: n, due: leave.Add(delay), windowed: windowed}:
+			case q <- chunk{buf: buf, n: n, due: due, windowed: windowed}:
 			case <-pr.done:
 				return
 			}
@@ -571,8 +608,12 @@ func (pr *pair) read(src *net.TCPConn, q chan<- chunk, acks <-chan ack, upward b
 			bufs.Put(buf)
 		}
 		if err != nil {
+			due := time.Now().Add(delay)
+			if !pr.handshook.IsZero() {
+				due = later(due, pr.handshakeFloor(upward, set))
+			}
 			select {
-			case q <- chunk{err: err, due: time.Now().Add(delay)}:
+			case q <- chunk{err: err, due: due}:
 			case <-pr.done:
 			}
 			return

@@ -435,6 +435,45 @@ func TestWindowHoldsAConnectionToAWindowARoundTrip(t *testing.T) {
 	}
 }
 
+// TestHandshakeDelaysANewConnectionsFirstBytes: with the handshake on,
+// a client's first byte arrives a round trip and the way up after it
+// connected, and the bytes an upstream sends at once (a server's greeting)
+// two round trips after, as behind SYN, SYN-ACK and ACK across the link.
+func TestHandshakeDelaysANewConnectionsFirstBytes(t *testing.T) {
+	up := newSink(t)
+	p := startProxy(t, up.ln.Addr().String())
+	const way, back = 50 * time.Millisecond, 150 * time.Millisecond
+	p.SetDelay(way, back)
+	p.SetHandshake(true)
+	start := time.Now()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	srv := up.next(t)
+	if _, err := srv.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(srv, got[:1]); err != nil || got[0] != 'x' {
+		t.Fatalf("the upstream read %q, %v", got[:1], err)
+	}
+	// Lower bounds only.
+	if took, least := time.Since(start), way+back+way; took < least*9/10 {
+		t.Errorf("the client's first byte arrived %v after it connected, sooner than the handshake allows (%v)", took, least)
+	}
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "hello" {
+		t.Fatalf("the client read %q, %v", got, err)
+	}
+	if took, least := time.Since(start), 2*(way+back); took < least*9/10 {
+		t.Errorf("the upstream's greeting arrived %v after the connect, sooner than the handshake allows (%v)", took, least)
+	}
+}
+
 func TestCloseResetsConnectionsAndStopsListening(t *testing.T) {
 	up := newSink(t)
 	p, err := Start(up.ln.Addr().String(), Options{})
