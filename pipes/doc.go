@@ -311,7 +311,8 @@
 //	             frames, kept frames, reader failures, probe answers) and
 //	             keeps each item's state (itemState, with itemMoves); a
 //	             follower forgets finished items but their ids (the last
-//	             Config.Remember of them)
+//	             Config.Remember of them); a taker starts an item only from
+//	             its offer, never from a live frame of one it dropped
 //	linemux.Mux  the receiver's output: lines of several items, never one
 //	             inside another; it returns the acks due and the items
 //	             ended, and the loop sends and completes them

@@ -26,10 +26,11 @@
 //     are accepted (Reset).
 //
 // A user-space proxy delays bytes, not packets: the kernels' TCP on either
-// side sees loopback, so TCP's own handshake (unless SetHandshake), windows and retransmissions are not
-// emulated (SetWindow emulates the send window's bound on throughput, one
-// window a round trip, not slow start); every application round trip (a request and its reply, an ack
-// and what it releases) does cross the full delay both ways. At most
+// side sees loopback, so TCP's own handshake (unless SetHandshake), windows
+// and retransmissions are not emulated (SetWindow emulates the send
+// window's bound on throughput, one window a round trip, not slow start);
+// every application round trip (a request and its reply, an ack and what
+// it releases) does cross the full delay both ways. At most
 // Options.Queue bytes are in flight in each direction.
 //
 // Why not Shopify/toxiproxy v2.5.0 (tried, embedded): its timeout toxic
@@ -591,6 +592,9 @@ func (pr *pair) read(src *net.TCPConn, q chan<- chunk, acks <-chan ack, upward b
 			if !pr.handshook.IsZero() {
 				due = later(due, pr.handshakeFloor(upward, set))
 			}
+			if windowed {
+				flight.bytes += int64(n) // before its ack can come back
+			}
 			select {
 			case q <- chunk{buf: buf, n: n, due: due, windowed: windowed}:
 			case <-pr.done:
@@ -600,9 +604,6 @@ func (pr *pair) read(src *net.TCPConn, q chan<- chunk, acks <-chan ack, upward b
 			// waits in the sender's socket, not here.
 			if wait := time.Until(leave); wait > 0 && !sleep(wait, pr.done) {
 				return
-			}
-			if windowed {
-				flight.bytes += int64(n)
 			}
 		} else {
 			bufs.Put(buf)
