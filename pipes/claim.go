@@ -228,6 +228,20 @@ func (cl *claimer) create(ctx context.Context, item, name string) (*claim, claim
 			continue
 		case code == jsapi.CodeWQNotUnique:
 			return nil, claimHeld, nil
+		case code == jsapi.CodeConsumerExists:
+			// A try of ours that timed out (a loaded satellite) made it
+			// after all: the name is this claim's alone.
+			err := cl.js.Retry(ctx, func(ctx context.Context) error {
+				var err error
+				cons, err = cl.js.JS.Consumer(ctx, cl.s.Stream, name)
+				return err
+			})
+			if err != nil {
+				return nil, claimGone, fmt.Errorf("taking a kept item: %w", err)
+			}
+			if got := cons.CachedInfo(); got == nil || got.Config.FilterSubject != cfg.FilterSubject {
+				return nil, claimGone, fmt.Errorf("taking a kept item: consumer %s is there for another subject", name)
+			}
 		default:
 			return nil, claimGone, fmt.Errorf("taking a kept item: %w", err)
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/skypipe/skypipe/embedded"
+	"github.com/skypipe/skypipe/internal/jsapi"
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
 // fastConfig is DefaultConfig with every timing cut down, so that tests of
@@ -71,6 +73,21 @@ func (s *satellite) conn() *nats.Conn {
 // client is a Client on a connection of its own, as a skypipe process has.
 func (s *satellite) client(opts ...Option) *Client {
 	return New(s.conn(), append([]Option{WithConfig(s.cfg)}, opts...)...)
+}
+
+// pipeAPI is a pipe's subjects and its client's JetStream layer, for
+// tests that drive a receiver's parts by hand.
+func pipeAPI(t *testing.T, c *Client, name string) (wire.Subjects, *jsapi.API) {
+	t.Helper()
+	s, err := checkName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := c.jetstream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, js
 }
 
 // ctx bounds a test's waits.

@@ -141,14 +141,7 @@ func TestATakerDoesNotTakeAgainAnItemItForgot(t *testing.T) {
 	sat := newSatellite(t)
 	ctx := testCtx(t)
 	c := sat.client()
-	s, err := checkName("q")
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := c.jetstream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, js := pipeAPI(t, c, "q")
 	var out lockedBuffer
 	r := &receiver{
 		c: c, cfg: Config{Remember: 1}, s: s, rid: "follower", opt: ReceiveOptions{Follow: true, Role: Take},
@@ -165,8 +158,15 @@ func TestATakerDoesNotTakeAgainAnItemItForgot(t *testing.T) {
 	if r.known("a") {
 		t.Fatal("item a still remembered: the test needs it forgotten")
 	}
-	acks, err := sat.client().nc.SubscribeSync(s.Item("a"))
+	// The sender's connection: the subscription is the server's before
+	// the receiver acks (CI, on a loaded machine, lost the ack without
+	// the flush).
+	snc := sat.conn()
+	acks, err := snc.SubscribeSync(s.Item("a"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	data := []byte("again\n")

@@ -26,6 +26,11 @@ const (
 	// CodeWQNotUnique: a work-queue stream refuses a second consumer whose
 	// filter overlaps another's: the claim lock.
 	CodeWQNotUnique = 10100
+	// CodeConsumerExists: a consumer of that name is there already, made
+	// with another config. A create sent again after a timeout gets it
+	// when its first copy landed: the server stamps its own metadata on
+	// a consumer, so the same config does not count as the same.
+	CodeConsumerExists = 10148
 	// CodeJSUnavailable: JetStream answers but has no leader (a cluster
 	// electing one).
 	CodeJSUnavailable = 10008
