@@ -455,11 +455,11 @@ func (w *storeWriter) writeHead(ctx context.Context, buf []byte) error {
 		return err
 	}
 	created := false
-	m := nats.Msg{Subject: w.s.Head(w.item), Data: buf}
-	if w.retain {
-		// Asked again after a lost connection, the stream keeps one.
-		m.Header = nats.Header{jetstream.MsgIDHeader: []string{msgID(w.item, true, buf)}}
-	}
+	// Asked again after a timeout (a loaded satellite) or a lost
+	// connection, the stream keeps one: the request is retried below,
+	// whether or not the frames after it are retained.
+	m := nats.Msg{Subject: w.s.Head(w.item), Data: buf,
+		Header: nats.Header{jetstream.MsgIDHeader: []string{msgID(w.item, true, buf)}}}
 	err = js.Retry(ctx, func(ctx context.Context) error {
 		w.headSent = true
 		resp, err := w.c.nc.RequestMsgWithContext(ctx, &m)

@@ -299,3 +299,34 @@ func storeWriterOf(t *testing.T, c *Client, name, item string) *storeWriter {
 	t.Cleanup(w.close)
 	return w
 }
+
+// TestAKeptHeadAskedAgainIsStoredOnce: a head's store request is asked
+// again when its answer times out (a loaded satellite), on a connection
+// that does not reconnect too; the stream keeps one head, not two.
+func TestAKeptHeadAskedAgainIsStoredOnce(t *testing.T) {
+	sat := newSatellite(t)
+	ctx := testCtx(t)
+	c := sat.client()
+	if c.reconnects() {
+		t.Fatal("the test needs a connection that does not reconnect")
+	}
+	w := storeWriterOf(t, c, "once", "item1")
+	var head [wire.HeaderLen]byte
+	for range 2 {
+		if err := w.writeHead(ctx, wire.Seal(head[:], 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, js := pipeAPI(t, c, "once")
+	st, err := js.JS.Stream(ctx, s.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.Head("item1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects[s.Head("item1")]; n != 1 {
+		t.Fatalf("the head stored %d times, want once", n)
+	}
+}
