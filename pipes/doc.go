@@ -286,8 +286,12 @@
 // ErrPipeFull after taking its partial item out. Frames the satellite does
 // not confirm within AckTimeout fail the item (ErrNotStored). On a cluster
 // the stream has three replicas, and JetStream calls that time out
-// while the cluster elects leaders are retried for FailoverWait
-// (internal/jsapi: one retry rule for every call). WithJetStreamDomain
+// while the cluster elects leaders (or on a loaded satellite) are retried
+// for FailoverWait (internal/jsapi: one retry rule for every call). A call
+// asked again may have landed the first time: a head carries a
+// Nats-Msg-Id, so the stream keeps one, and a claim whose create is
+// answered "consumer already exists" finds its consumer by its name,
+// which is that claim's alone. WithJetStreamDomain
 // reaches a JetStream that runs in a domain (a hub, from a leaf node): every
 // API request then goes to $JS.<domain>.API.
 //
