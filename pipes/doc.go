@@ -146,7 +146,9 @@
 // # Kept: a work-queue stream, one claimant per item
 //
 // With nobody attached, the sender stores the item: a head marker, then
-// every later frame, each confirmed by the satellite (at most 64 in flight).
+// every later frame, each confirmed by the satellite: StoreWindow (8) in
+// flight, doubled up to StoreWindowMax (64) by a sender far from the
+// satellite that waits for confirmations (pathwindow.go).
 // The head goes out with the frames after it when the store is known to
 // exist: a sender asks (STREAM.INFO) beside its roll call, and a Client
 // remembers the answer; otherwise the head is stored by request, which
@@ -193,7 +195,7 @@
 // KeptPullsOut pulls are out at a time; a reader across a long path
 // (KeptPullPath or more) that finds itself waiting for stored frames
 // doubles that, up to KeptPullsMax, so that a drain across a WAN is not
-// bound by one pull's round trip (pullwindow.go). All pulls of a claim go through one inbox that lives as long as
+// bound by one pull's round trip (pathwindow.go). All pulls of a claim go through one inbox that lives as long as
 // the claim, so a frame the satellite sent for a pull that ran out (its
 // link stalled) still arrives: nats.go's Fetch would drop it, and with the
 // claim's AckWait of a year it would never come again.
@@ -264,7 +266,7 @@
 //     storing is answered "in process" (JetStream error 10158) and goes
 //     out again after FailoverRetry. Frames it published meanwhile may be stored
 //     before them: a claim's reader holds frames past a gap (up to
-//     StoreWindow of them) until the gap fills, so the loop gets them in
+//     StoreWindowMax of them) until the gap fills, so the loop gets them in
 //     order (reorder.go); a gap that does not fill reaches the loop, which
 //     reads the item again. A draining receiver asks its lost pulls again;
 //     time with the connection down does not count against FailoverWait,

@@ -13,7 +13,7 @@ import (
 // publishes again the frames the satellite had not confirmed, and frames it
 // published meanwhile (buffered by nats.go while it reconnected) may be
 // stored before them: out of order, by at most the frames a sender has in
-// flight (Config.StoreWindow). Held back until the gap fills, they reach
+// flight (Config.StoreWindowMax). Held back until the gap fills, they reach
 // the receiver's loop in order; a gap that does not fill (frames this
 // reader lost in flight) reaches it as a gap, and the loop reads the item
 // again (receiver.reread).

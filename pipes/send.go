@@ -84,7 +84,11 @@ type sender struct {
 	// storeFound says whether the store exists (Client.lookForStore,
 	// asked beside the roll call); looking waits for the question,
 	// stopLooking ends it.
-	storeFound  <-chan bool
+	storeFound <-chan bool
+	// nobodyAfter is how long the satellite took to say that nobody
+	// takes or listens (its "no responders" to the roll call): the path
+	// to it, which starts a kept item's store window (pathWindow.timed).
+	nobodyAfter time.Duration
 	looking     sync.WaitGroup
 	stopLooking context.CancelFunc
 	pool        *sync.Pool
@@ -522,11 +526,13 @@ func (snd *sender) rollCall(ctx context.Context, answers <-chan answer, data []b
 				}
 			case answerNoTakers:
 				takers = none
+				snd.nobodyAfter = time.Since(called)
 			case answerListener:
 				listeners = some
 				snd.win.seen(time.Since(called))
 			case answerNoListeners:
 				listeners = none
+				snd.nobodyAfter = time.Since(called)
 			}
 		case <-t.C:
 			// Not even a "nobody": keep the item, to be safe, unless a
@@ -823,6 +829,7 @@ func (snd *sender) startKeeping(ctx context.Context) error {
 		return err
 	}
 	snd.store = w
+	w.timed(snd.nobodyAfter)
 	if snd.storeFound != nil {
 		// Asked with the roll call: the answer is here, or nearly.
 		select {

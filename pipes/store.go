@@ -131,7 +131,7 @@ func storeError(s wire.Subjects, err error) error {
 }
 
 // storeWriter publishes one item's kept frames and tracks the satellite's
-// confirmations, at most StoreWindow in flight. Its owner, a sender, calls
+// confirmations, at most its window in flight. Its owner, a sender, calls
 // write and wait from one goroutine; confirmations come in through the
 // Client's confirmations, and a watchdog fails the writer when they stop
 // coming.
@@ -167,8 +167,11 @@ type storeWriter struct {
 	// next ones: a sender storing at a few hundred MB/s would otherwise
 	// make a 256 KiB copy per frame for the collector, and its heap goal,
 	// twice what it holds, took its RSS from 18 to 59 MiB (a 1 GiB item).
-	// Never more than StoreWindow copies exist.
+	// Never more copies exist than the window has grown to.
 	spare [][]byte
+	// window is how many frames may be unconfirmed (StoreWindow, grown
+	// across a long path up to StoreWindowMax).
+	window pathWindow
 	// headStored: the satellite confirmed the head frame (stored).
 	headStored bool
 	sent       uint64
@@ -196,7 +199,7 @@ type pendingFrame struct {
 }
 
 func (c *Client) newStoreWriter(s wire.Subjects, item string) (*storeWriter, error) {
-	w := &storeWriter{c: c, s: s, item: item, subject: s.Kept(item), stop: make(chan struct{}), retry: make(chan struct{}, 1), retain: c.reconnects()}
+	w := &storeWriter{c: c, s: s, item: item, subject: s.Kept(item), stop: make(chan struct{}), retry: make(chan struct{}, 1), retain: c.reconnects(), window: newStoreWindow(c.cfg)}
 	w.cond = sync.NewCond(&w.mu)
 	reply, err := c.confirmations.add(c.nc, item, w.onAck)
 	if err != nil {
@@ -363,7 +366,7 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 	n, perr := strconv.ParseUint(wire.LastToken(m.Subject), 10, 64)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	// At most StoreWindow frames, confirmed mostly in order: the first
+	// At most StoreWindowMax frames, confirmed mostly in order: the first
 	// is nearly always the one.
 	i := slices.IndexFunc(w.unconfirmed, func(f pendingFrame) bool { return f.n == n })
 	if perr != nil || i < 0 {
@@ -392,6 +395,7 @@ func (w *storeWriter) onAck(m *nats.Msg) {
 	}
 	w.unconfirmed = slices.Delete(w.unconfirmed, i, i+1)
 	w.progress = time.Now()
+	w.window.heard(w.progress)
 	if err != nil && w.err == nil {
 		w.err = err
 	}
@@ -407,8 +411,15 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 		return w.writeHead(ctx, buf)
 	}
 	w.mu.Lock()
-	for len(w.unconfirmed) >= w.c.cfg.StoreWindow && w.err == nil {
+	var blocked time.Time
+	for len(w.unconfirmed) >= w.window.size() && w.err == nil {
+		if blocked.IsZero() {
+			blocked = time.Now()
+		}
 		w.cond.Wait()
+	}
+	if !blocked.IsZero() {
+		w.window.waited(time.Since(blocked), true)
 	}
 	if w.err != nil {
 		err := w.err
@@ -418,6 +429,7 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 	if len(w.unconfirmed) == 0 {
 		w.progress = time.Now()
 	}
+	w.window.asking(time.Now(), len(w.unconfirmed))
 	w.sent++
 	f := pendingFrame{n: w.sent, head: head}
 	if w.retain {
@@ -436,6 +448,14 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 		return fmt.Errorf("storing in pipe %q: %w", w.s.Name, err)
 	}
 	return nil
+}
+
+// timed starts the window from a round trip to the satellite timed before
+// the first frame (see pathWindow.timed).
+func (w *storeWriter) timed(rtt time.Duration) {
+	w.mu.Lock()
+	w.window.timed(rtt)
+	w.mu.Unlock()
 }
 
 // copyOf copies a frame into a spare copy if one is there; w.mu is held.

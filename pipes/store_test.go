@@ -87,9 +87,9 @@ func TestConcurrentKeptItemsGetTheirOwnConfirmations(t *testing.T) {
 // TestAKeptSenderReusesItsCopiesOfConfirmedFrames: a sender whose
 // connection reconnects keeps a copy of each frame until the satellite
 // confirms it (to publish it again after a lost connection), and reuses
-// the copies of confirmed frames for the next ones: never more than
-// StoreWindow copies, however long the item, and the item stored from
-// the copies is whole.
+// the copies of confirmed frames for the next ones: never more copies
+// than its window (StoreWindow near the satellite), however long the
+// item, and the item stored from the copies is whole.
 func TestAKeptSenderReusesItsCopiesOfConfirmedFrames(t *testing.T) {
 	sat := newSatellite(t)
 	ctx := testCtx(t)
@@ -99,7 +99,7 @@ func TestAKeptSenderReusesItsCopiesOfConfirmedFrames(t *testing.T) {
 		t.Fatal("a reconnecting connection's writer keeps no copies")
 	}
 	const size = 16 << 10 // the size of a frame does not matter here
-	frames := 4 * sat.cfg.StoreWindow
+	frames := 4 * sat.cfg.StoreWindowMax
 	data := payload(frames*size, 7)
 	var head [wire.HeaderLen]byte
 	if err := w.write(ctx, wire.Seal(head[:], 0, 0)); err != nil {
@@ -112,10 +112,10 @@ func TestAKeptSenderReusesItsCopiesOfConfirmedFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.mu.Lock()
-		copies := len(w.spare) + len(w.unconfirmed)
+		copies, window := len(w.spare)+len(w.unconfirmed), w.window.size()
 		w.mu.Unlock()
-		if copies > sat.cfg.StoreWindow {
-			t.Fatalf("after frame %d: %d copies held, more than StoreWindow %d", off/size, copies, sat.cfg.StoreWindow)
+		if copies > window || window > sat.cfg.StoreWindowMax {
+			t.Fatalf("after frame %d: %d copies held, window %d (StoreWindowMax %d)", off/size, copies, window, sat.cfg.StoreWindowMax)
 		}
 	}
 	if err := w.write(ctx, wire.EndFrame(0, uint64(len(data)))); err != nil {
@@ -328,5 +328,70 @@ func TestAKeptHeadAskedAgainIsStoredOnce(t *testing.T) {
 	}
 	if n := info.State.Subjects[s.Head("item1")]; n != 1 {
 		t.Fatalf("the head stored %d times, want once", n)
+	}
+}
+
+// TestAKeptSenderGrowsItsStoreWindowAcrossALongPathOnly: a sender keeps
+// StoreWindow frames unconfirmed near the satellite (each a copy in its
+// memory, on a connection that reconnects), and doubles that up to
+// StoreWindowMax across a long path, where the confirmations of so few
+// frames would bind it to a window a round trip.
+func TestAKeptSenderGrowsItsStoreWindowAcrossALongPathOnly(t *testing.T) {
+	sat := newSatellite(t)
+	// A path of 300 ms against StorePath 100 ms: a loaded machine's own
+	// delays near the satellite stay below the one, and stretch the other
+	// by less than half.
+	sat.cfg.StoreWindow, sat.cfg.StoreWindowMax, sat.cfg.StorePath = 4, 16, 100*time.Millisecond
+	ctx := testCtx(t)
+	p := sat.linkTo(t)
+	p.SetRTT(300 * time.Millisecond)
+	for _, tc := range []struct {
+		name string
+		url  string
+		want int
+	}{
+		{"near the satellite: the start", sat.srv.URL(), 4},
+		{"300 ms away: doubled to the cap", "nats://" + p.Addr(), 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := New(reconnecting(t, tc.url), WithConfig(sat.cfg))
+			// Items' ids are unique (the stream drops a head whose
+			// Nats-Msg-Id it has seen), as a sender's random ones are.
+			name := "window-" + strconv.Itoa(tc.want)
+			w := storeWriterOf(t, c, name, name)
+			const size = 16 << 10
+			data := payload(64*size, 9)
+			var head [wire.HeaderLen]byte
+			if err := w.write(ctx, wire.Seal(head[:], 0, 0)); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, wire.HeaderLen+size)
+			most := 0
+			for off := 0; off < len(data); off += size {
+				copy(buf[wire.HeaderLen:], data[off:off+size])
+				if err := w.write(ctx, wire.Seal(buf, 0, uint64(off))); err != nil {
+					t.Fatal(err)
+				}
+				w.mu.Lock()
+				most = max(most, len(w.unconfirmed))
+				w.mu.Unlock()
+			}
+			if err := w.write(ctx, wire.EndFrame(0, uint64(len(data)))); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			w.mu.Lock()
+			window := w.window.size()
+			w.mu.Unlock()
+			if window != tc.want || most > window {
+				t.Fatalf("window %d with at most %d frames unconfirmed, want a window of %d", window, most, tc.want)
+			}
+			var got bytes.Buffer
+			if _, err := sat.client().Receive(ctx, name, &got, ReceiveOptions{}); err != nil || !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("receive: %v; got %d bytes, want the %d stored", err, got.Len(), len(data))
+			}
+		})
 	}
 }

@@ -38,14 +38,14 @@ func TestPullWindowGrowsOnlyAcrossALongPathWhenTheReaderWaitedForStoredFrames(t 
 				if w.path != tc.rtt {
 					t.Fatalf("round trip = %v, want %v", w.path, tc.rtt)
 				}
-				w.pulls = cfg.KeptPullsOut // the first frame's own wait is not what the case is about
+				w.units = cfg.KeptPullsOut // the first frame's own wait is not what the case is about
 			}
 			for _, f := range tc.frames {
 				now = now.Add(f.waited)
 				w.got(now, f.waited, f.moreStored)
 			}
-			if w.pulls != tc.want {
-				t.Fatalf("pulls out = %d, want %d", w.pulls, tc.want)
+			if w.units != tc.want {
+				t.Fatalf("pulls out = %d, want %d", w.units, tc.want)
 			}
 			if got := w.frames(4); got != 4*tc.want {
 				t.Fatalf("frames(4) = %d, want %d", got, 4*tc.want)
@@ -70,8 +70,49 @@ func TestPullWindowGrowsOnlyAcrossALongPathWhenTheReaderWaitedForStoredFrames(t 
 		w := newPullWindow(c)
 		w.asking(time.Unix(0, 0), 0)
 		w.got(time.Unix(1, 0), time.Second, true)
-		if w.pulls != 2 {
-			t.Fatalf("pulls out = %d, want 2", w.pulls)
+		if w.units != 2 {
+			t.Fatalf("pulls out = %d, want 2", w.units)
+		}
+	})
+}
+
+func TestStoreWindowStartsAtItsCapAcrossAPathTimedLongAndJumpsThereWhenBound(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.StoreWindow, cfg.StoreWindowMax, cfg.StorePath = 8, 64, 10*time.Millisecond
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		timed time.Duration // the roll call's round trip; 0: none timed
+		probe time.Duration // the first frame's confirmation, sent with none in flight
+		wait  time.Duration // then the sender waited this long for the window
+		want  int
+	}{
+		{"nothing timed, nothing waited: the start", 0, 0, 0, 8},
+		{"a roll call answered near the satellite: the start", ms, 0, 0, 8},
+		{"a roll call answered across 200 ms: the cap at once", 200 * ms, 0, 0, 64},
+		{"near the satellite, waiting on a busy satellite: the start", 0, ms, 500 * ms, 8},
+		{"across 200 ms, window-bound: the cap, not a doubling", 0, 200 * ms, 190 * ms, 64},
+		{"across 200 ms, not bound (the input is slower): the start", 0, 200 * ms, 50 * ms, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newStoreWindow(cfg)
+			w.timed(tc.timed)
+			if tc.probe > 0 {
+				now := time.Unix(1000, 0)
+				w.asking(now, 0)
+				w.heard(now.Add(tc.probe))
+				w.waited(tc.wait, true)
+			}
+			if w.size() != tc.want {
+				t.Fatalf("window = %d frames, want %d", w.size(), tc.want)
+			}
+		})
+	}
+	t.Run("a pull window does not start at its cap: it doubles on evidence", func(t *testing.T) {
+		w := newPullWindow(cfg)
+		w.timed(200 * ms)
+		if w.size() != cfg.KeptPullsOut {
+			t.Fatalf("pulls out = %d, want %d", w.size(), cfg.KeptPullsOut)
 		}
 	})
 }
