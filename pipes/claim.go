@@ -370,8 +370,9 @@ func (cl *claimer) reread(ctx context.Context, c *claim) (*claim, error) {
 // at the claim (a pull asking for more than there are makes the satellite
 // look for them through every later message of the stream, which for a
 // pipe of n kept items would make draining them cost n²), as many pulls
-// at a time as its pull window (pathWindow) allows, then, if the item's end was not
-// among them (its sender is still sending), for frames as they come.
+// at a time as its pull window (pathWindow) allows, then, if the item's
+// end was not among them (its sender is still sending), for frames as
+// they come.
 func (cl *claimer) read(c *claim) {
 	ord := reorder{limit: max(cl.cfg.StoreWindowMax, cl.cfg.StoreWindow)}
 	// deliver hands a pulled frame to the loop, in order with the others

@@ -84,9 +84,10 @@ type Config struct {
 	AckTimeout time.Duration
 	// StoreWindow is how many kept frames a sender has in flight before it
 	// waits for the satellite to confirm them, at first; a sender at least
-	// StorePath away from the satellite that waits for its confirmations
-	// doubles that, up to StoreWindowMax (16 MiB at 64: 59 MB/s across
-	// 200 ms), see pathWindow. A connection that reconnects keeps a copy
+	// StorePath away from the satellite (its roll call's "nobody" took that
+	// long, or it waited for confirmations across such a path) goes to
+	// StoreWindowMax at once (16 MiB at 64: 59 MB/s across 200 ms), see
+	// pathWindow. A connection that reconnects keeps a copy
 	// of each frame in flight (to publish it again once it is back), so
 	// the window is the sender's memory: 64 frames took a 1 GiB kept send
 	// on loopback to 38 MiB RSS, against 18 with none. A reader puts

@@ -147,8 +147,8 @@
 //
 // With nobody attached, the sender stores the item: a head marker, then
 // every later frame, each confirmed by the satellite: StoreWindow (8) in
-// flight, doubled up to StoreWindowMax (64) by a sender far from the
-// satellite that waits for confirmations (pathwindow.go).
+// flight, StoreWindowMax (64) for a sender far from the satellite
+// (pathwindow.go).
 // The head goes out with the frames after it when the store is known to
 // exist: a sender asks (STREAM.INFO) beside its roll call, and a Client
 // remembers the answer; otherwise the head is stored by request, which
