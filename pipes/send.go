@@ -65,6 +65,7 @@ type sender struct {
 	cfg   Config
 	s     wire.Subjects
 	item  string
+	live  string // the item's live subject, where every live frame goes
 	state sendState
 
 	aud       audience
@@ -127,6 +128,7 @@ func (c *Client) send(ctx context.Context, name string, r io.Reader, withData bo
 
 		withData: withData,
 	}
+	snd.live = s.Live(snd.item)
 	ctx, explain, stop := c.watch(ctx, func() { snd.ctl.push(wire.Ctl{Kind: ctlReconnected}) })
 	snd.probes = newProber(ctx, c, func(rid string, gone bool) {
 		kind := byte(ctlAlive)
@@ -793,7 +795,7 @@ func (snd *sender) liveFlags() byte {
 // being re-established is no error: it goes again once the connection is
 // back (resend).
 func (snd *sender) publishLive(frame []byte) error {
-	if err := snd.c.nc.Publish(snd.s.Live(snd.item), frame); err != nil && !snd.c.lostInFlight(err) {
+	if err := snd.c.nc.Publish(snd.live, frame); err != nil && !snd.c.lostInFlight(err) {
 		return fmt.Errorf("sending: %w", err)
 	}
 	return nil

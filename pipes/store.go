@@ -188,6 +188,9 @@ type storeWriter struct {
 	stop      chan struct{}
 	connected chan nats.Status // retain: the connection is back
 	watcher   sync.WaitGroup
+
+	// msg is the message write publishes each frame with (the owner's).
+	msg nats.Msg
 }
 
 // pendingFrame is a kept frame on its way into the store.
@@ -343,15 +346,28 @@ func (w *storeWriter) publishInProcess() {
 
 // frameMsg is the message that stores a pending frame.
 func (w *storeWriter) frameMsg(f pendingFrame) *nats.Msg {
-	subject := w.subject
-	if f.head {
-		subject = w.s.Head(w.item)
-	}
-	m := &nats.Msg{Subject: subject, Reply: w.reply + "." + strconv.FormatUint(f.n, 10), Data: f.data}
-	if f.id != "" {
-		m.Header = nats.Header{jetstream.MsgIDHeader: []string{f.id}}
-	}
+	m := &nats.Msg{}
+	w.fillFrameMsg(m, f)
 	return m
+}
+
+// fillFrameMsg makes m the message that stores a pending frame, reusing
+// its header.
+func (w *storeWriter) fillFrameMsg(m *nats.Msg, f pendingFrame) {
+	m.Subject = w.subject
+	if f.head {
+		m.Subject = w.s.Head(w.item)
+	}
+	m.Reply, m.Data = w.reply+"."+strconv.FormatUint(f.n, 10), f.data
+	if f.id == "" {
+		m.Header = nil
+		return
+	}
+	if ids := m.Header[jetstream.MsgIDHeader]; len(ids) == 1 {
+		ids[0] = f.id
+		return
+	}
+	m.Header = nats.Header{jetstream.MsgIDHeader: []string{f.id}}
 }
 
 func (w *storeWriter) onAck(m *nats.Msg) {
@@ -440,11 +456,18 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 	w.headSent = true
 	// Each frame's reply subject names it, so that a confirmation is
 	// never counted for another frame, one published again included.
-	m := w.frameMsg(f)
+	// The message is the writer's own, reused: nats.go copies it out
+	// before PublishMsg returns, and a frame's own message and header,
+	// 550 bytes, were half of what a sender allocated (and so of the heap
+	// its GC let grow) for a 1 GiB kept item.
+	m := &w.msg
+	w.fillFrameMsg(m, f)
 	if !w.retain {
 		m.Data = buf // confirmed before it is needed again: no copy
 	}
-	if err := w.c.nc.PublishMsg(m); err != nil && !w.c.lostInFlight(err) {
+	err := w.c.nc.PublishMsg(m)
+	m.Data = nil // not held until the next frame
+	if err != nil && !w.c.lostInFlight(err) {
 		return fmt.Errorf("storing in pipe %q: %w", w.s.Name, err)
 	}
 	return nil
