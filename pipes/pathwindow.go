@@ -44,9 +44,12 @@ func newStoreWindow(cfg Config) pathWindow {
 }
 
 // timed reports a round trip to the satellite timed before the first unit
-// (a sender's roll call): a store window across a long path then starts at
-// its cap. It costs memory only if the input outruns the path: a window
-// bounds what is in flight, and a slow input has little in flight.
+// (a sender's roll call, the look that found a reader's item): a store
+// window across a long path then starts at its cap. It costs memory only
+// if the input outruns the path: a window bounds what is in flight, and a
+// slow input has little in flight. A reader's first pull, slow only
+// because the satellite reads a big item from a cold store, then does not
+// make a short path look long: the path is the least round trip seen.
 func (w *pathWindow) timed(rtt time.Duration) {
 	if rtt > 0 && (w.path == 0 || rtt < w.path) {
 		w.path = rtt

@@ -64,6 +64,29 @@ func TestPullWindowGrowsOnlyAcrossALongPathWhenTheReaderWaitedForStoredFrames(t 
 			t.Fatalf("round trip = %v, want 200ms", w.path)
 		}
 	})
+	t.Run("timed short by the look that found the item: a slow first pull (a cold store) does not grow it", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			looked time.Duration // the look's round trip; 0: none
+			want   int
+		}{
+			{"no look timed: the first pull times the path, which looks long", 0, 4},
+			{"a look of 1 ms: the path is short", ms, 2},
+			{"a look of 200 ms: the path is long", 200 * ms, 4},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				w := newPullWindow(cfg)
+				w.timed(tc.looked)
+				now := time.Unix(1000, 0)
+				w.asking(now, 0)
+				now = now.Add(15 * ms) // the first frames read from disk
+				w.got(now, 15*ms, true)
+				if w.units != tc.want {
+					t.Fatalf("pulls out = %d (round trip %v), want %d", w.units, w.path, tc.want)
+				}
+			})
+		}
+	})
 	t.Run("a cap below the start keeps the start", func(t *testing.T) {
 		c := cfg
 		c.KeptPullsMax = 1

@@ -275,3 +275,54 @@ func TestLookupWaitsForASlowAnswer(t *testing.T) {
 		t.Fatalf("an answer later than a call: %v", err)
 	}
 }
+
+func TestLookupRoundTripIsTheLeastOfItsGets(t *testing.T) {
+	a := stream(t, 2)
+	slow, err := link.Start(a.NC.ConnectedAddr(), link.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	nc, err := nats.Connect("nats://" + slow.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	b, err := New(nc, "", timing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const delay = 300 * time.Millisecond
+	get := func(l *Lookup) {
+		t.Helper()
+		if heads, _, err := l.Next(ctx, "S", "s.head.*", 0, 10); err != nil || len(heads) != 2 {
+			t.Fatalf("lookup: %v, %v", heads, err)
+		}
+	}
+
+	far := b.NewLookup()
+	defer far.Close()
+	if rt := far.RoundTrip(); rt != 0 {
+		t.Fatalf("round trip before any get = %v, want 0", rt)
+	}
+	slow.SetDelay(0, delay)
+	get(far)
+	if rt := far.RoundTrip(); rt < delay {
+		t.Fatalf("round trip across a link that delays answers %v = %v", delay, rt)
+	}
+
+	slow.SetDelay(0, 0)
+	near := b.NewLookup()
+	defer near.Close()
+	get(near)
+	fast := near.RoundTrip()
+	if fast <= 0 {
+		t.Fatalf("round trip of a get = %v", fast)
+	}
+	slow.SetDelay(0, delay)
+	get(near)
+	if rt := near.RoundTrip(); rt != fast {
+		t.Fatalf("round trip after a slower get = %v, want the least, %v", rt, fast)
+	}
+}

@@ -48,9 +48,28 @@ type Head struct {
 // A Lookup keeps one inbox for all its requests.
 type Lookup struct {
 	api   *API
-	sub   *nats.Subscription
-	inbox string
+	in    *inbox // its answers, on prefix.n
+	reply string // the inbox's prefix
 	n     int
+	// least is the least round trip of its gets, in nanoseconds: from the
+	// request to the first message of its answer; 0 before any.
+	least atomic.Int64
+}
+
+// RoundTrip is the least round trip of the Lookup's gets to the satellite,
+// from a request to the first message of its answer: 0 before any. A
+// direct get reads only the small messages it returns, so it times the
+// path more closely than a pull of large frames from a cold store does.
+// Safe from any goroutine.
+func (l *Lookup) RoundTrip() time.Duration { return time.Duration(l.least.Load()) }
+
+func (l *Lookup) timed(rtt time.Duration) {
+	for {
+		old := l.least.Load()
+		if rtt <= 0 || old != 0 && old <= int64(rtt) || l.least.CompareAndSwap(old, int64(rtt)) {
+			return
+		}
+	}
 }
 
 // NewLookup returns a Lookup; Close releases its inbox.
@@ -128,15 +147,14 @@ func (l *Lookup) Lasts(ctx context.Context, stream string, subjects []string) (m
 // and how many more the stream holds that match it (the end of batch's
 // Nats-Num-Pending).
 func (l *Lookup) get(ctx context.Context, stream string, r any) (msgs []Head, pending uint64, err error) {
-	if l.sub == nil {
-		l.inbox = l.api.NC.NewRespInbox()
-		if l.sub, err = l.api.NC.SubscribeSync(l.inbox + ".*"); err != nil {
+	if l.in == nil {
+		l.reply = l.api.NC.NewRespInbox()
+		if l.in, err = subscribeInbox(l.api.NC, l.reply+".*"); err != nil {
 			return nil, 0, err
 		}
-		_ = l.sub.SetPendingLimits(-1, -1)
 	}
 	l.n++
-	reply := l.inbox + "." + strconv.Itoa(l.n)
+	reply := l.reply + "." + strconv.Itoa(l.n)
 	req, err := json.Marshal(r)
 	if err != nil {
 		return nil, 0, err
@@ -144,6 +162,7 @@ func (l *Lookup) get(ctx context.Context, stream string, r any) (msgs []Head, pe
 	if err := l.api.NC.PublishRequest(l.api.Prefix+"DIRECT.GET."+stream, reply, req); err != nil {
 		return nil, 0, err
 	}
+	sent := time.Now()
 	// The answer gets the whole of T.Call (or of ctx's time, if less). When
 	// none has come by half of it, the stream's info is asked for beside
 	// the wait: across a leaf node to a JetStream domain, a direct get of
@@ -176,8 +195,8 @@ func (l *Lookup) get(ctx context.Context, stream string, r any) (msgs []Head, pe
 		stopRead()
 	}()
 	for {
-		m, err := l.sub.NextMsgWithContext(read)
-		if errors.Is(err, nats.ErrNoResponders) || err != nil && gone.Load() {
+		m, err := l.in.next(read)
+		if err != nil && gone.Load() {
 			return nil, 0, nil // no stream: nothing stored
 		}
 		if err != nil {
@@ -185,6 +204,9 @@ func (l *Lookup) get(ctx context.Context, stream string, r any) (msgs []Head, pe
 		}
 		if m.Subject != reply {
 			continue // the late answer to an earlier request
+		}
+		if len(msgs) == 0 {
+			l.timed(time.Since(sent))
 		}
 		switch st := m.Header.Get("Status"); st {
 		case "":
@@ -212,9 +234,9 @@ func (l *Lookup) noStream(ctx context.Context, stream string) bool {
 
 // Close releases the Lookup's inbox.
 func (l *Lookup) Close() {
-	if l.sub != nil {
-		_ = l.sub.Unsubscribe()
-		l.sub = nil
+	if l.in != nil {
+		l.in.close()
+		l.in = nil
 	}
 }
 
@@ -235,48 +257,21 @@ type PullRequest struct {
 // stored (a pull for more than there is makes the satellite look through
 // every later message of the stream).
 type Pull struct {
-	api   *API
-	sub   *nats.Subscription
-	inbox string
-	next  string
-	req   []byte
-
-	// What came through the inbox and was not read yet. The subscription
-	// hands messages over through a callback rather than nats.go's
-	// synchronous subscription, whose channel of 65,536 slots is allocated
-	// and cleared for every Pull: a follower draining small kept items
-	// makes one Pull an item, and that cost four times the CPU of the rest
-	// of the receiver (measured with the drain of 2,000 kept lines).
-	mu      sync.Mutex
-	queue   []*nats.Msg
-	arrived chan struct{} // signalled when queue goes from empty to not
+	api     *API
+	in      *inbox
+	subject string // the inbox's
+	next    string
+	req     []byte
 }
 
 // NewPull subscribes the inbox of a Pull on consumer of stream.
 func (a *API) NewPull(stream, consumer string) (*Pull, error) {
-	p := &Pull{
-		api: a, inbox: a.NC.NewInbox(), next: a.Prefix + "CONSUMER.MSG.NEXT." + stream + "." + consumer,
-		arrived: make(chan struct{}, 1),
-	}
-	sub, err := a.NC.Subscribe(p.inbox, p.deliver)
-	if err != nil {
+	p := &Pull{api: a, subject: a.NC.NewInbox(), next: a.Prefix + "CONSUMER.MSG.NEXT." + stream + "." + consumer}
+	var err error
+	if p.in, err = subscribeInbox(a.NC, p.subject); err != nil {
 		return nil, err
 	}
-	_ = sub.SetPendingLimits(-1, -1) // bounded by what the reader asks for
-	p.sub = sub
 	return p, nil
-}
-
-// deliver queues a message for Next. It runs on the subscription's own
-// goroutine, one message at a time, in order.
-func (p *Pull) deliver(m *nats.Msg) {
-	p.mu.Lock()
-	p.queue = append(p.queue, m)
-	p.mu.Unlock()
-	select {
-	case p.arrived <- struct{}{}:
-	default:
-	}
 }
 
 // Ask sends a pull request; what it pulls arrives through Next.
@@ -285,31 +280,14 @@ func (p *Pull) Ask(r PullRequest) error {
 	if p.req, err = json.Marshal(r); err != nil {
 		return err
 	}
-	return p.api.NC.PublishRequest(p.next, p.inbox, p.req)
+	return p.api.NC.PublishRequest(p.next, p.subject, p.req)
 }
 
 // Next returns the next message or status (see Status) that came through
 // the Pull's inbox, waiting for one until ctx ends.
-func (p *Pull) Next(ctx context.Context) (*nats.Msg, error) {
-	for {
-		p.mu.Lock()
-		if len(p.queue) > 0 {
-			m := p.queue[0]
-			p.queue[0] = nil
-			p.queue = p.queue[1:]
-			p.mu.Unlock()
-			return m, nil
-		}
-		p.mu.Unlock()
-		select {
-		case <-p.arrived:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
+func (p *Pull) Next(ctx context.Context) (*nats.Msg, error) { return p.in.next(ctx) }
 
 // Close releases the inbox; messages still queued are dropped.
 func (p *Pull) Close() {
-	_ = p.sub.Unsubscribe()
+	p.in.close()
 }
