@@ -16,13 +16,14 @@
 // offers on the take subject, a queue group, so that exactly one waiting
 // taker answers (a busy one passes, a sender tries again up to 16 times,
 // then keeps the item; a taker whose answer comes after the sender went on
-// without one is refused, on its rcv subject, and looks in the store). A listener (Listen) gets a copy of what is sent
-// live, whoever takes it, and with no taker attached it takes the live
-// item (nothing is kept) or a kept one. Without Follow a receiver returns
-// at its item's end; an item written out from a byte other than its first
-// is ErrPartial unless PartialOK. With Follow a broken item is reported
-// and skipped (its open line ended) unless Strict.
-
+// without one is refused, on its rcv subject, and looks in the store). A
+// listener (Listen) gets a copy of what is sent live, whoever takes it, and
+// with no taker attached it takes the live item (nothing is kept) or a kept
+// one. Without Follow a receiver returns at its item's end; an item written
+// out from a byte other than its first is ErrPartial unless PartialOK. With
+// Follow a broken item is reported and skipped (its open line ended) unless
+// Strict.
+//
 // # Names and subjects
 //
 // A pipe name (UTF-8, at most 255 bytes, no control characters) becomes one
@@ -77,10 +78,10 @@
 // already has is skipped (a frame sent again after a lost connection is
 // one); a live gap is first asked for again (see "Reconnecting"); damage,
 // and a gap that stays, make the receiver exit with an error (ItemError)
-// rather than hand over a broken item as whole. A gap in a kept item is first taken for the receiver's own
-// loss (frames in flight when its link stalled): it reads the item again
-// from the store, skipping what it has; only a gap the store itself holds
-// breaks the item.
+// rather than hand over a broken item as whole. A gap in a kept item is
+// first taken for the receiver's own loss (frames in flight when its link
+// stalled): it reads the item again from the store, skipping what it has;
+// only a gap the store itself holds breaks the item.
 //
 // # Offers
 //
@@ -120,22 +121,23 @@
 // A sender first calls the roll: each attached receiver answers with its id
 // on the sender's control inbox, or the server answers "no responders"
 // (status 503) at once when nobody listens. Receivers that attach later
-// announce themselves on the join subject, which senders subscribe to before
-// the roll call, so none is missed. Frames then go to live.<item>, and every
-// receiver acks what it has written out. The sender never runs more than
-// its window ahead of the slowest receiver, far below the 64 MiB that a
-// NATS server or client buffers per connection before it drops a slow
-// consumer: the sender is paced like a Unix pipe writer and nothing is
+// announce themselves on the join subject, which senders subscribe to
+// before the roll call, so none is missed. Frames then go to live.<item>,
+// and every receiver acks what it has written out. The sender never runs
+// more than its window ahead of the slowest receiver, far below the 64 MiB
+// that a NATS server or client buffers per connection before it drops a
+// slow consumer: the sender is paced like a Unix pipe writer and nothing is
 // dropped. The window is Config.LiveWindow (8 MiB); a sender whose
 // receivers answer its roll call, and ack its frames, LivePath (10 ms) or
-// more later (a frame's ack also waits for the window ahead of it to
-// drain: the roll call times the path itself), and that waits for acks
-// while no queue builds on the path (the latest round trip within half the
-// least one more), doubles it, up to LiveWindowMax (16 MiB), so that a WAN is
-// less bound by a window a round trip (livewindow.go). A receiver that stops acking is probed on rcv.<id>; one that does
-// not answer is dropped from the audience within seconds and stalls no one.
-// Acks, joins and leaves reach the sender through one channel, so an ack is
-// never read after the leave that followed it.
+// more later (a frame's ack also waits for the window ahead of it to drain:
+// the roll call times the path itself), and that waits for acks while no
+// queue builds on the path (the latest round trip within half the least one
+// more), doubles it, up to LiveWindowMax (16 MiB), so that a WAN is less
+// bound by a window a round trip (livewindow.go). A receiver that stops
+// acking is probed on rcv.<id>; one that does not answer is dropped from
+// the audience within seconds and stalls no one. Acks, joins and leaves
+// reach the sender through one channel, so an ack is never read after the
+// leave that followed it.
 //
 // Acks carry two offsets: what the receiver wrote out, and what it took in.
 // A receiver writes several items to one output but never one inside
@@ -148,23 +150,22 @@
 // With nobody attached, the sender stores the item: a head marker, then
 // every later frame, each confirmed by the satellite: StoreWindow (8) in
 // flight, StoreWindowMax (64) for a sender far from the satellite
-// (pathwindow.go).
-// The head goes out with the frames after it when the store is known to
-// exist: a sender asks (STREAM.INFO) beside its roll call, and a Client
-// remembers the answer; otherwise the head is stored by request, which
-// makes the store on a satellite's first kept item.
-// When a receiver of a live item leaves (or is found dead) having written
-// the item out up to some byte, and no remaining receiver was attached
-// before that byte, nobody will write out what follows: the sender keeps
-// the item from there. It holds the bytes it sent live that a receiver may
-// not have written out yet (a ring of its window, HoldLimit and two
-// chunks, 9.5 MiB at first, in blocks of 64 KiB allocated as the item
-// grows and then reused) for exactly this; a sender asked to keep bytes its ring
-// no longer holds fails the item rather than keep it with a hole. Once an
-// item is kept, all the rest of it is kept as well, so that
-// whoever takes it gets it whole; receivers attached meanwhile also get it
-// live, from where they attached. A receiver that attaches after the end
-// of an item went out live is not waited for.
+// (pathwindow.go). The head goes out with the frames after it when the
+// store is known to exist: a sender asks (STREAM.INFO) beside its roll
+// call, and a Client remembers the answer; otherwise the head is stored by
+// request, which makes the store on a satellite's first kept item. When a
+// receiver of a live item leaves (or is found dead) having written the item
+// out up to some byte, and no remaining receiver was attached before that
+// byte, nobody will write out what follows: the sender keeps the item from
+// there. It holds the bytes it sent live that a receiver may not have
+// written out yet (a ring of its window, HoldLimit and two chunks, 9.5 MiB
+// at first, in blocks of 64 KiB allocated as the item grows and then
+// reused) for exactly this; a sender asked to keep bytes its ring no longer
+// holds fails the item rather than keep it with a hole. Once an item is
+// kept, all the rest of it is kept as well, so that whoever takes it gets
+// it whole; receivers attached meanwhile also get it live, from where they
+// attached. A receiver that attaches after the end of an item went out live
+// is not waited for.
 //
 // A receiver takes a kept item by creating a consumer filtered on that
 // item's subjects (skypipe.<token>.*.<item>). A work-queue stream refuses a
@@ -172,36 +173,37 @@
 // is a lock: two receivers never split an item. The claimant holds all acks
 // to the end (AckWait of a year, MaxAckPending unlimited) and, once it has
 // written the end, acks every frame it read (the work queue deletes acked
-// messages; the last ack waits for the satellite's answer), falling back
-// on a purge of the item's subjects (on a cluster it always purges: a
-// purge is answered once a majority holds it, an ack may die with its
-// leader), and only then deletes its consumer, behind the receiver's loop;
-// it answers presence probes until then, so that no other receiver judges
-// it gone and takes the item again. If it dies instead, the item is still
-// whole in the stream: the next receiver that meets error 10100 probes the holder
-// (its id is in the consumer's metadata), deletes the consumer of a dead
-// one, and takes the item from its first byte. A receiver finds the oldest
-// kept items by asking the stream for the messages on its pipe's h.* from a
+// messages; the last ack waits for the satellite's answer), falling back on
+// a purge of the item's subjects (on a cluster it always purges: a purge is
+// answered once a majority holds it, an ack may die with its leader), and
+// only then deletes its consumer, behind the receiver's loop; it answers
+// presence probes until then, so that no other receiver judges it gone and
+// takes the item again. If it dies instead, the item is still whole in the
+// stream: the next receiver that meets error 10100 probes the holder (its
+// id is in the consumer's metadata), deletes the consumer of a dead one,
+// and takes the item from its first byte. A receiver finds the oldest kept
+// items by asking the stream for the messages on its pipe's h.* from a
 // sequence on (a batched direct get, with no consumer), skipping items
 // others hold. A receiver without Follow asks, beside its first such look
 // and in the same flight, for the pipe's first frames (up to 8 of them and
-// 64 KiB): a small item found whole among them, head to end, is written
-// out from there once its consumer is made, if the claim finds just those
+// 64 KiB): a small item found whole among them, head to end, is written out
+// from there once its consumer is made, if the claim finds just those
 // frames stored, with no pull; it is then removed by a purge of its
 // subjects. It pulls exactly the frames its claim found stored (the
 // consumer's pending count), in pulls of KeptPullMsgs, since a pull for
-// more makes the satellite look through every later message of the
-// stream; only an item still being sent is pulled for more than is there.
+// more makes the satellite look through every later message of the stream;
+// only an item still being sent is pulled for more than is there.
 // KeptPullsOut pulls are out at a time; a reader across a long path
 // (KeptPullPath or more) that finds itself waiting for stored frames
 // doubles that, up to KeptPullsMax, so that a drain across a WAN is not
 // bound by one pull's round trip (pathwindow.go). The path is the least
-// round trip seen: of the look that found the item (a direct get) and of
-// a pull asked with none out, so that a first pull slowed by a cold store
-// does not make a short path look long. All pulls of a claim go through
-// one inbox that lives as long as the claim, so a frame the satellite sent for a pull that ran out (its
-// link stalled) still arrives: nats.go's Fetch would drop it, and with the
-// claim's AckWait of a year it would never come again.
+// round trip seen: of the look that found the item (a direct get) and of a
+// pull asked with none out, so that a first pull slowed by a cold store
+// does not make a short path look long. All pulls of a claim go through one
+// inbox that lives as long as the claim, so a frame the satellite sent for
+// a pull that ran out (its link stalled) still arrives: nats.go's Fetch
+// would drop it, and with the claim's AckWait of a year it would never come
+// again.
 //
 // For a pipe of many small items, a follower claims a few items ahead of
 // the one it reads and pulls their first frames (claim.go), so that no
