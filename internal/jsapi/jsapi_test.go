@@ -233,23 +233,30 @@ func TestLastsGivesTheLastMessageOfEachSubjectPastTheServersLimit(t *testing.T) 
 	}
 }
 
+// throughLink is an API on a's satellite through a tests/link proxy, to
+// delay its answers.
+func throughLink(t *testing.T, a *API, tm Timing) (*API, *link.Proxy) {
+	t.Helper()
+	p, err := link.Start(a.NC.ConnectedAddr(), link.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	nc, err := nats.Connect("nats://" + p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	b, err := New(nc, "", tm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, p
+}
+
 func TestLookupWaitsForASlowAnswer(t *testing.T) {
-	a := stream(t, 2)
-	slow, err := link.Start(a.NC.ConnectedAddr(), link.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	nc, err := nats.Connect("nats://" + slow.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	call := 2 * time.Second
-	b, err := New(nc, "", Timing{Call: call, FailoverWait: call, FailoverRetry: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, slow := throughLink(t, stream(t, 2), Timing{Call: call, FailoverWait: call, FailoverRetry: 10 * time.Millisecond})
 	// Every answer comes after more than half of a call's time: the
 	// stream's info, asked for at half time, says the stream is there,
 	// and the answer of the get is still taken.
@@ -277,21 +284,7 @@ func TestLookupWaitsForASlowAnswer(t *testing.T) {
 }
 
 func TestLookupRoundTripIsTheLeastOfItsGets(t *testing.T) {
-	a := stream(t, 2)
-	slow, err := link.Start(a.NC.ConnectedAddr(), link.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	nc, err := nats.Connect("nats://" + slow.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	b, err := New(nc, "", timing)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, slow := throughLink(t, stream(t, 2), timing)
 	ctx := context.Background()
 	const delay = 300 * time.Millisecond
 	get := func(l *Lookup) {
