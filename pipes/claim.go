@@ -399,11 +399,12 @@ func (cl *claimer) read(c *claim) {
 		batch     = cl.cfg.KeptPullMsgs
 		window    = newPullWindow(cl.cfg)
 	)
-	// The look that found the item timed the path: a first pull of a big
-	// item near the satellite, which reads its frames from a cold store,
-	// took 9-15 ms on loopback, past KeptPullPath, and the window then
-	// grew to its cap for nothing (the receiver's RSS 26 -> 33-40 MiB
-	// draining 1 GiB, 4 runs in 6).
+	// The receiver's looks for kept items (direct gets of their heads,
+	// cl.lookup) timed the path: a first pull of a big item near the
+	// satellite, which reads its frames from a cold store, took 9-15 ms
+	// on loopback, past KeptPullPath, and the window then grew to its cap
+	// for nothing (the receiver's RSS 26 -> 33-40 MiB draining 1 GiB, 4
+	// runs in 6).
 	window.timed(cl.lookup.RoundTrip())
 	for {
 		// The window's pulls out while frames are known to be stored;

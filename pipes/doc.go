@@ -197,9 +197,9 @@
 // (KeptPullPath or more) that finds itself waiting for stored frames
 // doubles that, up to KeptPullsMax, so that a drain across a WAN is not
 // bound by one pull's round trip (pathwindow.go). The path is the least
-// round trip seen: of the look that found the item (a direct get) and of a
-// pull asked with none out, so that a first pull slowed by a cold store
-// does not make a short path look long. All pulls of a claim go through one
+// round trip seen: of the receiver's looks for kept items (direct gets)
+// and of a pull asked with none out, so that a first pull slowed by a
+// cold store does not make a short path look long. All pulls of a claim go through one
 // inbox that lives as long as the claim, so a frame the satellite sent for
 // a pull that ran out (its link stalled) still arrives: nats.go's Fetch
 // would drop it, and with the claim's AckWait of a year it would never come

@@ -44,7 +44,7 @@ func newStoreWindow(cfg Config) pathWindow {
 }
 
 // timed reports a round trip to the satellite timed before the first unit
-// (a sender's roll call, the look that found a reader's item): a store
+// (a sender's roll call, a reader's looks for kept items): a store
 // window across a long path then starts at its cap. It costs memory only
 // if the input outruns the path: a window bounds what is in flight, and a
 // slow input has little in flight. A reader's first pull, slow only
