@@ -265,7 +265,9 @@
 //     Config.ResendWait breaks the item. Publishes and flushes that fail
 //     while the connection is down lose only what is sent again.
 //   - Kept: a sender gives every kept frame a Nats-Msg-Id and a reply
-//     subject of its own, and holds a copy until the satellite confirms it;
+//     subject of its own, and holds a copy until the satellite confirms it
+//     (of a regular file, only its header: the bytes are read from the file
+//     again, and a file changed meanwhile fails it with ErrInputChanged);
 //     once back it publishes the unconfirmed ones again, and the stream
 //     drops those it had. One whose first copy a cluster's leader is still
 //     storing is answered "in process" (JetStream error 10158) and goes
@@ -318,6 +320,8 @@
 //	             long path
 //	storeWriter  a kept item's frames on their way into the store, their
 //	             confirmations and the watchdog that fails a silent store
+//	input        a sender's regular file, which its storeWriter reads frames
+//	             from again instead of holding copies (reread.go)
 //	receiver     the event loop of one Receive: it dispatches events (live
 //	             frames, kept frames, reader failures, probe answers) and
 //	             keeps each item's state (itemState, with itemMoves); a

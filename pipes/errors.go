@@ -61,6 +61,11 @@ var (
 	// ErrOutput: writing the item out failed (stdout closed, disk full).
 	// The receiver released the item: a kept item stays whole in the pipe.
 	ErrOutput = errors.New("cannot write output")
+
+	// ErrInputChanged: a regular file being sent changed under the sender,
+	// which read some of it again to store it after a lost connection
+	// (Send keeps no copies of a file's bytes). The item is given up.
+	ErrInputChanged = errors.New("the file being sent changed while it was sent")
 )
 
 // ItemError is what a receiver returns when an item breaks: which item, how

@@ -82,6 +82,7 @@ type sender struct {
 	keptFrom uint64 // offset of the first kept byte
 	ring     ring   // the last bytes sent live, for keeping what no one took
 	store    *storeWriter
+	input    *input // r, if a regular file: the store reads it again (retain)
 	// storeFound says whether the store exists (Client.lookForStore,
 	// asked beside the roll call); looking waits for the question,
 	// stopLooking ends it.
@@ -105,6 +106,12 @@ type sender struct {
 //
 // A Read of r that blocks when ctx ends is left to return in its own time:
 // Send returns without waiting for it (stdin cannot be interrupted).
+//
+// If r is a regular file (an *os.File, or a reader with its ReadAt, Seek
+// and Stat), the part of it on its way into the store is read again from
+// it after a lost connection, not kept in memory; if it changed meanwhile,
+// Send fails with ErrInputChanged. r's offset when Send is called is the
+// item's first byte.
 func (c *Client) Send(ctx context.Context, name string, r io.Reader) (SendResult, error) {
 	return c.send(ctx, name, r, true)
 }
@@ -126,6 +133,7 @@ func (c *Client) send(ctx context.Context, name string, r io.Reader, withData bo
 		done: make(chan struct{}),
 		pool: c.chunks,
 
+		input:    rereadInput(r),
 		withData: withData,
 	}
 	snd.live = s.Live(snd.item)
@@ -831,6 +839,7 @@ func (snd *sender) startKeeping(ctx context.Context) error {
 		return err
 	}
 	snd.store = w
+	w.input = snd.input
 	w.timed(snd.nobodyAfter)
 	if snd.storeFound != nil {
 		// Asked with the roll call: the answer is here, or nearly.

@@ -156,6 +156,10 @@ type storeWriter struct {
 	// the frames a lost connection left unconfirmed can be published again
 	// once it is back; the stream drops the ones it already has.
 	retain bool
+	// input: the item's input is a regular file (retain): a frame keeps
+	// its header, not a copy, and is read again from the file to be
+	// published again. Set by the owner before the first write.
+	input *input
 
 	mu sync.Mutex
 	// cond is signalled whenever a frame is confirmed, or the writer fails.
@@ -198,7 +202,11 @@ type pendingFrame struct {
 	n    uint64
 	head bool   // the item's head, on the head subject
 	id   string // its Nats-Msg-Id (retain)
-	data []byte // a copy of it (retain)
+	data []byte // a copy of it (retain, unless the writer has an input)
+	// hdr and size: its header and how many of the item's bytes follow
+	// it, to read it again from the writer's input (retain).
+	hdr  [wire.HeaderLen]byte
+	size int
 }
 
 func (c *Client) newStoreWriter(s wire.Subjects, item string) (*storeWriter, error) {
@@ -320,8 +328,8 @@ func (w *storeWriter) resend() {
 	defer w.mu.Unlock()
 	w.progress = time.Now()
 	for _, f := range w.unconfirmed {
-		m := w.frameMsg(f)
-		if w.c.nc.PublishMsg(m) != nil {
+		m, ok := w.frameMsg(f)
+		if !ok || w.c.nc.PublishMsg(m) != nil {
 			return
 		}
 	}
@@ -337,18 +345,35 @@ func (w *storeWriter) publishInProcess() {
 		if i < 0 {
 			continue
 		}
-		if w.c.nc.PublishMsg(w.frameMsg(w.unconfirmed[i])) != nil {
+		m, ok := w.frameMsg(w.unconfirmed[i])
+		if !ok {
+			break
+		}
+		if w.c.nc.PublishMsg(m) != nil {
 			break // the connection went: resend publishes them all
 		}
 	}
 	w.inProcess = w.inProcess[:0]
 }
 
-// frameMsg is the message that stores a pending frame.
-func (w *storeWriter) frameMsg(f pendingFrame) *nats.Msg {
-	m := &nats.Msg{}
+// frameMsg is the message that stores a pending frame again (retain); w.mu
+// is held. A frame it cannot read again from the writer's input fails the
+// writer, and ok is false.
+func (w *storeWriter) frameMsg(f pendingFrame) (m *nats.Msg, ok bool) {
+	m = &nats.Msg{}
 	w.fillFrameMsg(m, f)
-	return m
+	if f.data == nil && w.input != nil {
+		data, err := w.input.frame(&f.hdr, f.size)
+		if err != nil {
+			if w.err == nil {
+				w.err = fmt.Errorf("storing in pipe %q: %w", w.s.Name, err)
+			}
+			w.cond.Broadcast()
+			return nil, false
+		}
+		m.Data = data
+	}
+	return m, true
 }
 
 // fillFrameMsg makes m the message that stores a pending frame, reusing
@@ -449,7 +474,12 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 	w.sent++
 	f := pendingFrame{n: w.sent, head: head}
 	if w.retain {
-		f.id, f.data = msgID(w.item, head, buf), w.copyOf(buf)
+		f.id = msgID(w.item, head, buf)
+		if w.input != nil {
+			f.hdr, f.size = [wire.HeaderLen]byte(buf), len(buf)-wire.HeaderLen
+		} else {
+			f.data = w.copyOf(buf)
+		}
 	}
 	w.unconfirmed = append(w.unconfirmed, f)
 	w.mu.Unlock()
@@ -462,8 +492,8 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 	// its GC let grow) for a 1 GiB kept item.
 	m := &w.msg
 	w.fillFrameMsg(m, f)
-	if !w.retain {
-		m.Data = buf // confirmed before it is needed again: no copy
+	if f.data == nil {
+		m.Data = buf // not retained, or read again from the input if need be
 	}
 	err := w.c.nc.PublishMsg(m)
 	m.Data = nil // not held until the next frame

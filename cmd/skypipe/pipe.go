@@ -97,7 +97,7 @@ func (c *PipeCmd) send(ctx context.Context, g *Globals, nc *nats.Conn, ep provis
 	act := startSending(g, c.Name, stdinSize()) // a regular file: the progress line has an ETA
 	in, notify := io.Reader(os.Stdin), notice
 	if act != nil {
-		in, notify = countingReader{r: os.Stdin, a: act}, act.notice
+		in, notify = countingReader{f: os.Stdin, a: act}, act.notice
 	}
 	client := g.pipes(nc, ep, pipes.WithNotice(notify))
 	if c.Lines {

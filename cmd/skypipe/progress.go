@@ -295,15 +295,24 @@ func plural(n int, one, many string) string {
 
 // countingReader counts what a sender reads from stdin.
 type countingReader struct {
-	r io.Reader
+	f *os.File
 	a *activity
 }
 
 func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
+	n, err := c.f.Read(p)
 	c.a.count(n)
 	return n, err
 }
+
+// ReadAt, Seek and Stat let pipes.Send read a file on stdin again, rather
+// than keep copies of it, as it does with os.Stdin itself. What they read
+// is not counted again.
+func (c countingReader) ReadAt(p []byte, off int64) (int, error) { return c.f.ReadAt(p, off) }
+func (c countingReader) Seek(off int64, whence int) (int64, error) {
+	return c.f.Seek(off, whence)
+}
+func (c countingReader) Stat() (os.FileInfo, error) { return c.f.Stat() }
 
 // countingWriter counts what a receiver writes to stdout; before its first
 // byte, the waiting line goes.

@@ -119,6 +119,8 @@ func fail(err error) int {
 		hintf("'skypipe rm NAME' drops a pipe's kept items ('skypipe ls' shows what is kept); the account's limits are raised by whoever runs that NATS")
 	case errors.Is(err, pipes.ErrPipeFull):
 		hintf("drain kept items ('skypipe ls' shows them), drop them with 'skypipe rm NAME', or give the satellite a larger --max-store")
+	case errors.Is(err, pipes.ErrInputChanged):
+		hintf("the item was not kept; a file that is being written goes whole as a copy (cp), or piped in (cat FILE | skypipe NAME): then what was read is what is kept")
 	case errors.Is(err, pipes.ErrNotStored):
 		hintf("the item was not kept; send it again once 'skypipe status' says the satellite answers")
 	case errors.Is(err, fly.ErrNoToken), errors.Is(err, fly.ErrBadToken):
