@@ -26,7 +26,8 @@ import (
 //	                        stall begins once N bytes in all have gone from
 //	                        the satellite to the clients through the link:
 //	                        in the middle of a transfer, exactly
-//	link stalled NAME N     the link has begun N stalls so far
+//	link stalled NAME N     the link has begun N stalls so far (waited for,
+//	                        a minute at most)
 //	link cut NAME DUR       reset every connection and refuse new ones for
 //	                        DUR; returns at once
 //	link reset NAME         reset (TCP RST) every connection now
@@ -63,7 +64,12 @@ var linkVerbs = map[string]func(ts *testscript.TestScript, p *link.Proxy, args [
 		if len(args) != 1 {
 			ts.Fatalf("usage: link stalled NAME N")
 		}
-		if got, want := p.Stats().Stalls, intArg(ts, args[0]); got != want {
+		want := intArg(ts, args[0])
+		waitWithin(ts, time.Minute, fmt.Sprintf("the link to begin %d stall(s)", want), func() (bool, string) {
+			got := p.Stats().Stalls
+			return got >= want, fmt.Sprintf("%d begun", got)
+		})
+		if got := p.Stats().Stalls; got != want {
 			ts.Fatalf("the link has begun %d stall(s), not %d", got, want)
 		}
 	},
