@@ -71,8 +71,10 @@ func (in *input) frame(hdr *[wire.HeaderLen]byte, size int) ([]byte, error) {
 			return nil, fmt.Errorf("%w: reading its bytes %d to %d again: %v", ErrInputChanged, off, off+uint64(size), err)
 		}
 	}
+	// The checksum was sealed over the bytes first read: a mismatch is the
+	// file's change, not corruption on the way.
 	if _, err := wire.Parse(buf); err != nil {
-		return nil, fmt.Errorf("%w: its bytes %d to %d are not those sent (%v)", ErrInputChanged, off, off+uint64(size), err)
+		return nil, fmt.Errorf("%w: its bytes %d to %d differ from those first read", ErrInputChanged, off, off+uint64(size))
 	}
 	return buf, nil
 }

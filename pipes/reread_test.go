@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -53,7 +54,7 @@ func TestAnInputIsReadAgainOnlyIfItIsARegularFile(t *testing.T) {
 	defer devNull.Close()
 	for _, tc := range []struct {
 		name     string
-		r        any
+		r        io.Reader
 		want     bool
 		wantBase int64
 	}{
@@ -65,7 +66,7 @@ func TestAnInputIsReadAgainOnlyIfItIsARegularFile(t *testing.T) {
 		{"a gate", newGate(), false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := rereadInput(tc.r.(interface{ Read([]byte) (int, error) }))
+			in := rereadInput(tc.r)
 			if (in != nil) != tc.want {
 				t.Fatalf("read again: %v, want %v", in != nil, tc.want)
 			}
@@ -305,6 +306,7 @@ func TestASenderOfAFileReadsTheFramesALostConnectionLostAgain(t *testing.T) {
 			const prefix, half, lost = 7, 4 << 20, 1 << 20
 			f := fileWith(t, []byte("prefix:"), data)
 			in := newGatedFile(f, half)
+			t.Cleanup(func() { in.open(math.MaxInt64) }) // a sender left reading, if the test fails
 			s := sendAsync(ctx, sc, "kept", in)
 			in.waitRead(t, half)
 			eventually(t, "the first half to be stored", func() bool {
