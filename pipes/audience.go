@@ -57,6 +57,10 @@ type audience struct {
 		from uint64
 	}
 	endOut bool // a receiver wrote out the end of the item
+	// offered is the item's length if it rode whole with its offer: its
+	// taker may write it all out before a byte of it goes live, so an ack
+	// of its last byte is not one of its end.
+	offered uint64
 	// closed: the end went out live, so a receiver that joins now cannot
 	// get it and is not waited for.
 	closed bool
@@ -79,7 +83,7 @@ func (a *audience) apply(cm wire.Ctl, sent uint64, now time.Time) {
 		a.taken = true
 		a.members[cm.RID] = &member{taker: true, progress: now}
 	case wire.Ack:
-		if cm.Offset > sent {
+		if a.wroteEnd(cm.Offset, sent) {
 			a.endOut = true
 		}
 		if m != nil && (cm.Offset > m.wrote || cm.Accepted > m.acked) {
@@ -112,7 +116,7 @@ func (a *audience) apply(cm wire.Ctl, sent uint64, now time.Time) {
 // before at, nobody will take the bytes from at on: they must be kept,
 // from at.
 func (a *audience) departed(at, sent uint64, taker bool) {
-	if at > sent { // it wrote the end: the item is delivered
+	if a.wroteEnd(at, sent) { // the item is delivered
 		return
 	}
 	if a.taken && !taker {
@@ -128,6 +132,11 @@ func (a *audience) departed(at, sent uint64, taker bool) {
 	}
 	a.keep.due = true
 }
+
+// wroteEnd tells whether a receiver that wrote out the item up to at (an
+// ack's offset) wrote its end: the length of the item, sent or offered,
+// plus one.
+func (a *audience) wroteEnd(at, sent uint64) bool { return at > max(sent, a.offered) }
 
 // paces tells whether m holds the sender back. A receiver given time to
 // come back does, if the bytes it misses would be lost to the item: the

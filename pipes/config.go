@@ -3,6 +3,8 @@ package pipes
 import (
 	"context"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Config holds every timing and size of the pipes a Client moves. The zero
@@ -151,6 +153,11 @@ type Config struct {
 	// readStarting, if set (tests), is called by the reader of a claimed
 	// item before its first pull; ctx ends when the reader is stopped.
 	readStarting func(ctx context.Context, item string)
+	// ctlHeard, if set (tests), is called by a sender's control listener
+	// with each message it takes in, before it acts on it; verdictQueued,
+	// once a probe's verdict that receiver rid is gone is queued for it.
+	ctlHeard      func(item string, m *nats.Msg)
+	verdictQueued func(item, rid string)
 	// windowGrew, if set (tests), is called by a sender whose live window
 	// grew, with its new size.
 	windowGrew func(item string, size int)

@@ -137,7 +137,12 @@
 // acking is probed on rcv.<id>; one that does not answer is dropped from
 // the audience within seconds and stalls no one. Acks, joins and leaves
 // reach the sender through one channel, so an ack is never read after the
-// leave that followed it.
+// leave that followed it; so does a probe's verdict that a receiver is
+// gone, behind all that receiver sent before it went (the satellite
+// answered the probe after it passed those on), so that a receiver that
+// wrote the item out and left at once is never taken for one that left
+// part of it to keep. A receiver's quiet check does the same for a sender
+// found gone (nothing more waiting to be read, below).
 //
 // Acks carry two offsets: what the receiver wrote out, and what it took in.
 // A receiver writes several items to one output but never one inside
@@ -338,7 +343,8 @@
 //	             lost connection stored them out of order
 //	prober       presence probes of peers, for senders and receivers alike
 //	offerGate    a sender's offer of its item: the first Take (or the
-//	             taker's record, settleOffer) or the sender's decision wins
+//	             taker's record, settleOffer) or the sender's decision wins;
+//	             the gate queues the winning Take ahead of the taker's acks
 //	freezeGuard  whether a taker's clock stood still lately (decide.go)
 //
 // A Read of the sender's input that blocks is the only goroutine that may

@@ -69,8 +69,9 @@ type sender struct {
 	state sendState
 
 	aud       audience
-	win       liveWindow // how far ahead of the slowest receiver it may run
-	ctl       ctlQueue   // acks, joins, leaves, claims, deaths, in arrival order
+	win       liveWindow     // how far ahead of the slowest receiver it may run
+	ctl       ctlQueue       // acks, joins, leaves, claims, deaths, in arrival order
+	raw       chan *nats.Msg // what the listener takes in: control subjects, probes' verdicts
 	subs      []*nats.Subscription
 	listening sync.WaitGroup
 	done      chan struct{}
@@ -130,6 +131,7 @@ func (c *Client) send(ctx context.Context, name string, r io.Reader, withData bo
 		aud:  newAudience(),
 		win:  newLiveWindow(c.cfg),
 		ctl:  newCtlQueue(),
+		raw:  make(chan *nats.Msg, ctlBacklog),
 		done: make(chan struct{}),
 		pool: c.chunks,
 
@@ -137,13 +139,14 @@ func (c *Client) send(ctx context.Context, name string, r io.Reader, withData bo
 		withData: withData,
 	}
 	snd.live = s.Live(snd.item)
+	snd.offer.ctl = &snd.ctl
 	ctx, explain, stop := c.watch(ctx, func() { snd.ctl.push(wire.Ctl{Kind: ctlReconnected}) })
 	snd.probes = newProber(ctx, c, func(rid string, gone bool) {
-		kind := byte(ctlAlive)
 		if gone {
-			kind = ctlDead
+			snd.foundGone(rid)
+			return
 		}
-		snd.ctl.push(wire.Ctl{Kind: kind, RID: rid})
+		snd.ctl.push(wire.Ctl{Kind: ctlAlive, RID: rid})
 	})
 	res, err := snd.run(ctx, r)
 	snd.close()
@@ -203,6 +206,28 @@ func (snd *sender) unsubscribe() {
 // every sender, a trigger's too, allocates it at start.
 const ctlBacklog = 4096
 
+// verdictSubject marks a probe's verdict on raw (foundGone): no message
+// NATS delivers has an empty subject.
+const verdictSubject = ""
+
+// foundGone hands the listener a probe's verdict that receiver rid is
+// gone, on the channel that receiver's own messages come on: behind all
+// it sent before it went, since the satellite answered the probe ("no
+// responders", or the flush that found the satellite there and the
+// receiver silent) after it passed those on. So an ack sent as the
+// receiver finished is never read after the verdict; read after it, the
+// sender would keep for the next taker a part the receiver wrote out.
+func (snd *sender) foundGone(rid string) {
+	select {
+	case snd.raw <- &nats.Msg{Subject: verdictSubject, Data: []byte(rid)}:
+	case <-snd.done:
+		return
+	}
+	if snd.cfg.verdictQueued != nil {
+		snd.cfg.verdictQueued(snd.item, rid)
+	}
+}
+
 // answer is what a receiver, or the satellite, said to a sender's roll
 // call or offer.
 type answer uint8
@@ -222,7 +247,7 @@ const (
 // only the start of the item reads), everything else queues for the
 // sending loop.
 func (snd *sender) listen(answers chan<- answer) error {
-	raw := make(chan *nats.Msg, ctlBacklog)
+	raw := snd.raw
 	itemSubject, takeReply := snd.s.Item(snd.item), snd.s.TakeReply(snd.item)
 	for _, subject := range []string{itemSubject, takeReply, snd.s.Join()} {
 		sub, err := snd.c.nc.ChanSubscribe(subject, raw)
@@ -248,6 +273,13 @@ func (snd *sender) listen(answers chan<- answer) error {
 			case m = <-raw:
 			case <-snd.done:
 				return
+			}
+			if snd.cfg.ctlHeard != nil {
+				snd.cfg.ctlHeard(snd.item, m)
+			}
+			if m.Subject == verdictSubject {
+				snd.ctl.push(wire.Ctl{Kind: ctlDead, RID: string(m.Data)})
+				continue
 			}
 			if m.Reply != "" && len(m.Data) == 0 { // a liveness probe
 				_ = m.Respond(nil)
@@ -276,8 +308,8 @@ func (snd *sender) listen(answers chan<- answer) error {
 				case takeAgain:
 					continue // its record said so first (settleOffer)
 				}
-				snd.ctl.push(cm) // before the answer, so run finds the taker there
-				tell(answerTaken)
+				tell(answerTaken) // the gate queued its Take: run finds the taker there
+
 			case m.Subject == takeReply && cm.Kind == wire.Pass:
 				tell(answerPassed)
 			case m.Subject == takeReply:
@@ -357,6 +389,7 @@ func (snd *sender) run(ctx context.Context, r io.Reader) (SendResult, error) {
 			data = first.data()
 		}
 		offerData = wire.AppendOffer(nil, data)
+		snd.aud.offered = uint64(len(data))
 	}
 
 	snd.tick = time.NewTicker(snd.cfg.IdleProbe / 2)
@@ -556,9 +589,7 @@ func (snd *sender) rollCall(ctx context.Context, answers <-chan answer, data []b
 					return false, err
 				}
 				if rid != "" {
-					if snd.offer.take(rid) == takeNew {
-						snd.ctl.push(wire.Ctl{Kind: wire.Take, RID: rid})
-					}
+					snd.offer.take(rid)
 					taken = true
 				}
 			}
@@ -598,7 +629,8 @@ const (
 type offerGate struct {
 	mu    sync.Mutex
 	state offerState
-	taker string // the taker that took it
+	taker string    // the taker that took it
+	ctl   *ctlQueue // the sender's: the taker's Take goes there
 }
 
 // takeResult is what the gate made of a taker's Take.
@@ -610,7 +642,12 @@ const (
 	takeRefused                   // too late, or another's
 )
 
-// take: a taker's Take, or its decision record read by the sender.
+// take: a taker's Take, or its decision record read by the sender. The
+// first queues the Take for the sender's loop, under the gate's lock: the
+// listener, told takeAgain by a take that waited for that lock, queues the
+// taker's acks behind it. (Queued after an ack, the Take would make a
+// taker that wrote the item out from its offer a member that wrote
+// nothing.)
 func (g *offerGate) take(rid string) takeResult {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -621,6 +658,7 @@ func (g *offerGate) take(rid string) takeResult {
 		return takeRefused
 	}
 	g.state, g.taker = offerTaken, rid
+	g.ctl.push(wire.Ctl{Kind: wire.Take, RID: rid})
 	return takeNew
 }
 
