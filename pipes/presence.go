@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
 // prober asks, beside its owner's loop, whether peers still live: one
@@ -83,4 +84,39 @@ func (c *Client) peerGone(ctx context.Context, subject string) bool {
 		}
 	}
 	return true
+}
+
+// takersWaiting tells whether a taker waits on the pipe: a message on its
+// take subject (the takers' queue group) gets "no responders" from the
+// satellite at once when no taker is subscribed, and the satellite sends
+// that before it answers the flush behind the message. A message that
+// does reach a taker is not an offer (its reply is no item's) and the
+// taker drops it. An error counts as takers waiting.
+func (c *Client) takersWaiting(ctx context.Context, s wire.Subjects) (bool, error) {
+	answers := make(chan *nats.Msg, 1)
+	sub, err := c.nc.ChanSubscribe(c.nc.NewInbox(), answers)
+	if err != nil {
+		return true, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := c.nc.PublishRequest(s.Take(), sub.Subject, nil); err != nil {
+		return true, err
+	}
+	fctx, cancel := context.WithTimeout(ctx, c.cfg.APITimeout)
+	defer cancel()
+	if err := c.nc.FlushWithContext(fctx); err != nil {
+		return true, err
+	}
+	select {
+	case m := <-answers:
+		return !noResponders(m), nil
+	default:
+		return true, nil // it reached a taker
+	}
+}
+
+// noResponders tells whether m is the satellite's "no responders" to a
+// request.
+func noResponders(m *nats.Msg) bool {
+	return len(m.Data) == 0 && m.Header.Get("Status") == "503"
 }

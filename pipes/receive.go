@@ -32,7 +32,8 @@ const (
 	// it, joining an item under way at its next line. With no taker
 	// waiting, listeners take the items sent (they are not kept unless
 	// every listener leaves before the end); a listener also takes a kept
-	// item if the pipe keeps one when it looks.
+	// item if the pipe keeps one when it looks and no taker waits on the
+	// pipe (kept items are the takers').
 	Listen
 )
 
@@ -209,10 +210,13 @@ type receiver struct {
 	detached atomic.Bool
 	primary  string // the item whose end ends a receiver without Follow
 	looked   bool   // it looked for kept items once (claimNext)
-	whole    int    // items written out to their end
-	notWhole int    // items a follower wrote out only in part
-	last     time.Time
-	ctlBuf   []byte
+	// takersSeen: when a listener last found a taker waiting on the pipe
+	// (mayTakeKept); zero if it found none.
+	takersSeen time.Time
+	whole      int // items written out to their end
+	notWhole   int // items a follower wrote out only in part
+	last       time.Time
+	ctlBuf     []byte
 }
 
 // Receive writes items of the pipe name to w: first the oldest kept item no
@@ -704,7 +708,7 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 	if it == nil {
 		it = &inItem{id: id}
 		r.items[id] = it
-		if f.Kept() && (r.opt.Follow || r.primary == "") {
+		if f.Kept() && (r.opt.Follow || r.primary == "") && r.mayTakeKept(ctx) {
 			if err := r.claim(ctx, it, nil); err != nil {
 				return err
 			}
@@ -1191,7 +1195,32 @@ func (r *receiver) quiet(ctx context.Context, it *inItem) (bool, error) {
 	return !more, err
 }
 
+// mayTakeKept tells whether this receiver may take a kept item: a taker
+// may; a listener only while no taker waits on the pipe, since a kept item
+// is the takers' (a listener gets a copy of what goes by live). Kept
+// items of a pipe with a taker are kept because no taker answered in time
+// (a busy aggregator, a starved machine), not because nobody wanted them;
+// a listener that took them would leave holes in the aggregator's log.
+// A taker found is believed for Rescan, so that a listener meeting many
+// kept items asks once in that time.
+func (r *receiver) mayTakeKept(ctx context.Context) bool {
+	if r.opt.Role == Take {
+		return true
+	}
+	if !r.takersSeen.IsZero() && time.Since(r.takersSeen) < r.cfg.Rescan {
+		return false
+	}
+	waiting, _ := r.c.takersWaiting(ctx, r.s) // an error counts as a taker
+	r.takersSeen = time.Time{}
+	if waiting {
+		r.takersSeen = time.Now()
+	}
+	return !waiting
+}
+
 // claimNext takes the oldest kept item no other receiver is taking, if any.
+// A listener asks whether a taker waits (mayTakeKept) in the flight of its
+// look.
 func (r *receiver) claimNext(ctx context.Context) error {
 	known := r.known
 	if r.wantsMore() {
@@ -1214,10 +1243,17 @@ func (r *receiver) claimNext(ctx context.Context) error {
 		if !r.opt.Follow && !r.looked {
 			looking.Go(func() { small = r.claims.firstFrames(ctx) })
 		}
+		mayTake := true
+		if r.opt.Role == Listen {
+			looking.Go(func() { mayTake = r.mayTakeKept(ctx) })
+		}
 		r.looked = true
 		heads, more, err := r.claims.heads(ctx, from)
 		looking.Wait()
-		if err != nil || len(heads) == 0 {
+		if r.cfg.keptLooked != nil {
+			r.cfg.keptLooked(mayTake)
+		}
+		if err != nil || len(heads) == 0 || !mayTake {
 			return err
 		}
 		for _, h := range heads {

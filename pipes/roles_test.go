@@ -246,3 +246,92 @@ func TestOneFireWakesOneTakerOrEveryListener(t *testing.T) {
 		})
 	}
 }
+
+// blockedWriter is an output that holds its first Write until released.
+type blockedWriter struct {
+	lockedBuffer
+	entered, release chan struct{}
+	once, releasing  sync.Once
+}
+
+func newBlockedWriter() *blockedWriter {
+	return &blockedWriter{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+// unblock releases the writer, once however often it is called.
+func (w *blockedWriter) unblock() { w.releasing.Do(func() { close(w.release) }) }
+
+func (w *blockedWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	return w.lockedBuffer.Write(p)
+}
+
+// A kept item is the takers': a listener that looks while a taker waits
+// on the pipe leaves it, even when the taker is too busy to take it yet
+// (its item was kept because the taker did not answer the offer in time,
+// as a loaded aggregator does not; tails of 300 senders lost whole items
+// from the aggregator's log to a listener that attached half-way). The
+// taker takes it once it can. With no taker waiting, the listener takes it.
+func TestAListenerLeavesAKeptItemToTheTakerWaiting(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		taker bool
+	}{{"a taker waits", true}, {"no taker", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sat := newSatellite(t)
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var taker *blockedWriter
+			var takerDone sync.WaitGroup
+			defer takerDone.Wait()
+			defer cancel()
+			if tc.taker {
+				// A following taker whose output is stuck on its first item.
+				taker = newBlockedWriter()
+				defer taker.unblock() // however the test ends, before the wait above
+				c := sat.client()
+				takerDone.Go(func() { _, _ = c.Receive(ctx, "logs", taker, ReceiveOptions{Follow: true}) })
+				sat.attached(ctx, "logs", 1)
+				sendAsync(ctx, sat.client(), "logs", strings.NewReader("one\n"))
+				select {
+				case <-taker.entered:
+				case <-time.After(20 * time.Second):
+					t.Fatal("the taker got no item")
+				}
+			}
+			// Nobody answers this one's offer in time: it is kept.
+			if res, err := sat.client().Send(ctx, "logs", strings.NewReader("two\n")); err != nil || !res.Kept {
+				t.Fatalf("send: %+v, %v; want kept", res, err)
+			}
+
+			looked := make(chan bool, 16)
+			lcfg := sat.cfg
+			lcfg.keptLooked = func(mayTake bool) {
+				select {
+				case looked <- mayTake:
+				default:
+				}
+			}
+			listener := sat.receive(ctx, New(sat.conn(), WithConfig(lcfg)), "logs", ReceiveOptions{Role: Listen, Follow: true})
+			var mayTake bool
+			select {
+			case mayTake = <-looked:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the listener did not look for kept items")
+			}
+			if mayTake != !tc.taker {
+				t.Fatalf("the listener's look: may take a kept item %v; want %v", mayTake, !tc.taker)
+			}
+			if !tc.taker {
+				eventually(t, "the kept item at the listener", func() bool { return listener.out.String() == "two\n" })
+				return
+			}
+			taker.unblock()
+			eventually(t, "both items at the taker", func() bool { return taker.String() == "one\ntwo\n" })
+			if got := listener.out.String(); strings.Contains(got, "two") {
+				t.Fatalf("the listener wrote %q: it took the taker's kept item", got)
+			}
+		})
+	}
+}

@@ -45,7 +45,7 @@ sender sends, which the sender hands to exactly one of the takers waiting
 what is sent live, whoever takes it, joining an item under way at its next
 line (as a log tail does); with no taker waiting, listeners take what is
 sent and it is not kept; a listener also takes a kept item if the pipe
-keeps one. A receiver is a taker unless its stdout is a terminal.
+keeps one and no taker waits. A receiver is a taker unless its stdout is a terminal.
 
 A receiver without -f exits 0 at the end of one whole item, 3 if only a
 tail of it came or it broke mid-way (stderr says how many bytes came), 124

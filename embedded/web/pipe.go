@@ -79,7 +79,7 @@ func (f *Face) receive(w http.ResponseWriter, r *http.Request, name string, a ac
 		return
 	}
 	if listen {
-		opt.Role = pipes.Listen // a live copy; takes a kept item only if one is there
+		opt.Role = pipes.Listen // a live copy; takes a kept item only if one is there and no taker waits
 	}
 	if t := q.Get("timeout"); t != "" {
 		d, err := time.ParseDuration(t)
