@@ -158,8 +158,8 @@ type Config struct {
 	// once a probe's verdict that receiver rid is gone is queued for it.
 	ctlHeard      func(item string, m *nats.Msg)
 	verdictQueued func(item, rid string)
-	// keptLooked, if set (tests), is called by a receiver's look for kept
-	// items once it has its answers: mayTake tells whether it may take one.
+	// keptLooked, if set (tests), is called by a receiver's look that found
+	// kept items: mayTake tells whether it may take one.
 	keptLooked func(mayTake bool)
 	// windowGrew, if set (tests), is called by a sender whose live window
 	// grew, with its new size.

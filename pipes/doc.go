@@ -19,12 +19,14 @@
 // without one is refused, on its rcv subject, and looks in the store). A
 // listener (Listen) gets a copy of what is sent live, whoever takes it, and
 // with no taker attached it takes the live item (nothing is kept) or a kept
-// one: a listener asks, in the flight of its look for kept items, whether a
-// taker waits (a message on the take subject gets "no responders" if none
-// does), and leaves kept items to the takers if one does. Without Follow a receiver returns at its item's end; an item written
-// out from a byte other than its first is ErrPartial unless PartialOK. With
-// Follow a broken item is reported and skipped (its open line ended) unless
-// Strict.
+// one: a listener asks whether a taker waits (a message on the take
+// subject gets "no responders" if none does; in the flight of its first
+// look for kept items, later once a look found some), and leaves kept
+// items to the takers if one does (believing a taker found for Rescan).
+// Without Follow a receiver returns at its item's end; an item written out
+// from a byte other than its first is ErrPartial unless PartialOK. With
+// Follow a broken item is reported and skipped (its open line ended)
+// unless Strict.
 //
 // # Names and subjects
 //

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
+	"github.com/skypipe/skypipe/internal/jsapi"
 	"github.com/skypipe/skypipe/internal/wire"
 )
 
@@ -91,32 +92,28 @@ func (c *Client) peerGone(ctx context.Context, subject string) bool {
 // satellite at once when no taker is subscribed, and the satellite sends
 // that before it answers the flush behind the message. A message that
 // does reach a taker is not an offer (its reply is no item's) and the
-// taker drops it. An error counts as takers waiting.
-func (c *Client) takersWaiting(ctx context.Context, s wire.Subjects) (bool, error) {
+// taker drops it. A failure, or no answer within APITimeout, counts as a
+// taker waiting: a listener then leaves kept items alone until it looks
+// again.
+func (c *Client) takersWaiting(ctx context.Context, s wire.Subjects) bool {
 	answers := make(chan *nats.Msg, 1)
 	sub, err := c.nc.ChanSubscribe(c.nc.NewInbox(), answers)
 	if err != nil {
-		return true, err
+		return true
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	if err := c.nc.PublishRequest(s.Take(), sub.Subject, nil); err != nil {
-		return true, err
+		return true
 	}
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.APITimeout)
 	defer cancel()
 	if err := c.nc.FlushWithContext(fctx); err != nil {
-		return true, err
+		return true
 	}
 	select {
 	case m := <-answers:
-		return !noResponders(m), nil
+		return jsapi.Status(m) != jsapi.StatusNoResponse
 	default:
-		return true, nil // it reached a taker
+		return true // it reached a taker
 	}
-}
-
-// noResponders tells whether m is the satellite's "no responders" to a
-// request.
-func noResponders(m *nats.Msg) bool {
-	return len(m.Data) == 0 && m.Header.Get("Status") == "503"
 }

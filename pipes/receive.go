@@ -1210,7 +1210,7 @@ func (r *receiver) mayTakeKept(ctx context.Context) bool {
 	if !r.takersSeen.IsZero() && time.Since(r.takersSeen) < r.cfg.Rescan {
 		return false
 	}
-	waiting, _ := r.c.takersWaiting(ctx, r.s) // an error counts as a taker
+	waiting := r.c.takersWaiting(ctx, r.s)
 	r.takersSeen = time.Time{}
 	if waiting {
 		r.takersSeen = time.Now()
@@ -1218,9 +1218,8 @@ func (r *receiver) mayTakeKept(ctx context.Context) bool {
 	return !waiting
 }
 
-// claimNext takes the oldest kept item no other receiver is taking, if any.
-// A listener asks whether a taker waits (mayTakeKept) in the flight of its
-// look.
+// claimNext takes the oldest kept item no other receiver is taking, if any;
+// a listener only while no taker waits (mayTakeKept).
 func (r *receiver) claimNext(ctx context.Context) error {
 	known := r.known
 	if r.wantsMore() {
@@ -1243,18 +1242,28 @@ func (r *receiver) claimNext(ctx context.Context) error {
 		if !r.opt.Follow && !r.looked {
 			looking.Go(func() { small = r.claims.firstFrames(ctx) })
 		}
-		mayTake := true
-		if r.opt.Role == Listen {
+		// A listener's first look asks whether a taker waits in its
+		// flight too; later ones only once they found kept items, so that
+		// a listener waiting on an empty pipe costs nothing more.
+		mayTake, asked := true, false
+		if r.opt.Role == Listen && !r.looked {
+			asked = true
 			looking.Go(func() { mayTake = r.mayTakeKept(ctx) })
 		}
 		r.looked = true
 		heads, more, err := r.claims.heads(ctx, from)
 		looking.Wait()
+		if err != nil || len(heads) == 0 {
+			return err
+		}
+		if r.opt.Role == Listen && !asked {
+			mayTake = r.mayTakeKept(ctx)
+		}
 		if r.cfg.keptLooked != nil {
 			r.cfg.keptLooked(mayTake)
 		}
-		if err != nil || len(heads) == 0 || !mayTake {
-			return err
+		if !mayTake {
+			return nil
 		}
 		for _, h := range heads {
 			if !r.wantsMore() {

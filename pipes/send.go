@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"github.com/skypipe/skypipe/internal/jsapi"
 	"github.com/skypipe/skypipe/internal/wire"
 )
 
@@ -285,7 +286,7 @@ func (snd *sender) listen(answers chan<- answer) error {
 				_ = m.Respond(nil)
 				continue
 			}
-			if len(m.Data) == 0 && m.Header.Get("Status") == "503" { // nobody there
+			if jsapi.Status(m) == jsapi.StatusNoResponse { // nobody there
 				if m.Subject == takeReply {
 					tell(answerNoTakers)
 				} else {
@@ -309,7 +310,6 @@ func (snd *sender) listen(answers chan<- answer) error {
 					continue // its record said so first (settleOffer)
 				}
 				tell(answerTaken) // the gate queued its Take: run finds the taker there
-
 			case m.Subject == takeReply && cm.Kind == wire.Pass:
 				tell(answerPassed)
 			case m.Subject == takeReply:
