@@ -102,7 +102,10 @@ func helperSlowcat() int {
 		holdFile = os.Args[3]
 	}
 	buf := make([]byte, 64<<10)
-	start := time.Now()
+	// The pace starts at the first byte, not at start: a slowcat that
+	// waited long for its input would otherwise run at full speed until
+	// it caught up with the time it waited.
+	var start time.Time
 	var total int64
 	for {
 		want := int64(len(buf))
@@ -111,6 +114,9 @@ func helperSlowcat() int {
 		}
 		n, err := os.Stdin.Read(buf[:want])
 		if n > 0 {
+			if total == 0 {
+				start = time.Now()
+			}
 			if _, werr := os.Stdout.Write(buf[:n]); werr != nil {
 				return 1
 			}
@@ -125,7 +131,7 @@ func helperSlowcat() int {
 				fmt.Fprintf(os.Stderr, "slowcat: %s did not appear\n", holdFile)
 				return 1
 			}
-			holdAt, start, total = -1, time.Now(), 0 // the pace starts again
+			holdAt, total = -1, 0 // the pace starts again at the next byte
 		}
 		if err == io.EOF {
 			return 0
