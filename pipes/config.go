@@ -158,9 +158,10 @@ type Config struct {
 	// once a probe's verdict that receiver rid is gone is queued for it.
 	ctlHeard      func(item string, m *nats.Msg)
 	verdictQueued func(item, rid string)
-	// keptLooked, if set (tests), is called by a receiver's look that found
-	// kept items: mayTake tells whether it may take one.
-	keptLooked func(mayTake bool)
+	// keptLooked, if set (tests), is called by a receiver after each look
+	// for kept items with how many it found; when it found some, mayTake
+	// tells whether it may take one.
+	keptLooked func(found int, mayTake bool)
 	// windowGrew, if set (tests), is called by a sender whose live window
 	// grew, with its new size.
 	windowGrew func(item string, size int)

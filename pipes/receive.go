@@ -1253,16 +1253,16 @@ func (r *receiver) claimNext(ctx context.Context) error {
 		r.looked = true
 		heads, more, err := r.claims.heads(ctx, from)
 		looking.Wait()
-		if err != nil || len(heads) == 0 {
+		if err != nil {
 			return err
 		}
-		if r.opt.Role == Listen && !asked {
+		if len(heads) > 0 && r.opt.Role == Listen && !asked {
 			mayTake = r.mayTakeKept(ctx)
 		}
 		if r.cfg.keptLooked != nil {
-			r.cfg.keptLooked(mayTake)
+			r.cfg.keptLooked(len(heads), mayTake)
 		}
-		if !mayTake {
+		if len(heads) == 0 || !mayTake {
 			return nil
 		}
 		for _, h := range heads {

@@ -3,6 +3,7 @@ package pipes
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -307,7 +308,10 @@ func TestAListenerLeavesAKeptItemToTheTakerWaiting(t *testing.T) {
 
 			looked := make(chan bool, 16)
 			lcfg := sat.cfg
-			lcfg.keptLooked = func(mayTake bool) {
+			lcfg.keptLooked = func(found int, mayTake bool) {
+				if found == 0 {
+					return
+				}
 				select {
 				case looked <- mayTake:
 				default:
@@ -333,5 +337,59 @@ func TestAListenerLeavesAKeptItemToTheTakerWaiting(t *testing.T) {
 				t.Fatalf("the listener wrote %q: it took the taker's kept item", got)
 			}
 		})
+	}
+}
+
+// A listener waiting on an empty pipe asks whether a taker waits once, in
+// the flight of its first look, and not again at each Rescan: a listener
+// idle on a pipe costs the satellite only its looks (issue 11). A look
+// that finds kept items asks again (the test above).
+func TestAListenerWaitingOnAnEmptyPipeAsksAboutTakersOnce(t *testing.T) {
+	sat := newSatellite(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	s, _ := pipeAPI(t, sat.client(), "logs")
+	// What reaches the take subject: the listener's questions, as no
+	// sender is there to offer anything.
+	watch := sat.conn()
+	questions, err := watch.SubscribeSync(s.Take())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	looks := make(chan int, 64)
+	lcfg := sat.cfg
+	lcfg.keptLooked = func(found int, _ bool) {
+		select {
+		case looks <- found:
+		default:
+		}
+	}
+	listener := sat.receive(ctx, New(sat.conn(), WithConfig(lcfg)), "logs", ReceiveOptions{Role: Listen, Follow: true})
+	const rescans = 5
+	for i := range rescans {
+		select {
+		case found := <-looks:
+			if found != 0 {
+				t.Fatalf("look %d found %d kept items on an empty pipe", i, found)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the listener looked %d times; want %d", i, rescans)
+		}
+	}
+	// The listener flushed its question before its first look ended; the
+	// watcher's flush brings what the satellite sent it before.
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := questions.Pending(); err != nil || n != 1 {
+		t.Fatalf("the listener asked %d times in %d looks (%v); want once", n, rescans, err)
+	}
+	cancel()
+	if _, err := listener.wait(t); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("the listener: %v", err)
 	}
 }
