@@ -716,14 +716,9 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 	}
 	if it.state == itemWaiting && it.sub != nil && it.claim == nil && f.Kept() {
 		// Taken just as its sender decided to keep it: read it from the
-		// store, from its first byte. Held there by another receiver, it
-		// is that one's, which writes it whole: this taker leaves it, as
-		// when its sender refuses it, and waits for the next.
+		// store, from its first byte.
 		if err := r.claim(ctx, it, nil); err != nil {
 			return err
-		}
-		if it.claim == nil {
-			return r.refused(ctx, id)
 		}
 	}
 	if it.claim != nil || !it.open() {

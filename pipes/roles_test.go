@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/skypipe/skypipe/internal/wire"
 )
@@ -392,80 +391,5 @@ func TestAListenerWaitingOnAnEmptyPipeAsksAboutTakersOnce(t *testing.T) {
 	cancel()
 	if _, err := listener.wait(t); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("the listener: %v", err)
-	}
-}
-
-// A taker that took an offered item whose sender then kept it claims the
-// item from the store; if another receiver holds it there already, the
-// item is that one's, and the taker leaves it, as when a sender refuses a
-// taker, and waits for the next: it never writes the live frames of an
-// item that another writes whole (a job done twice, and a tail with an
-// error here).
-func TestATakerLeavesAnItemAnotherHoldsWhenItsSenderKeepsIt(t *testing.T) {
-	sat := newSatellite(t)
-	ctx, cancel := context.WithCancel(testCtx(t))
-	defer cancel()
-	// An item kept with nobody there, then held by a taker whose output
-	// is stuck on it.
-	two, err := sat.client().Send(ctx, "jobs", strings.NewReader("two\n"))
-	if err != nil || !two.Kept {
-		t.Fatalf("send: %+v, %v; want kept", two, err)
-	}
-	holder := newBlockedWriter()
-	var holderDone sync.WaitGroup
-	defer holderDone.Wait()
-	defer cancel()
-	defer holder.unblock() // however the test ends, before the wait above
-	hc := sat.client()
-	holderDone.Go(func() { _, _ = hc.Receive(ctx, "jobs", holder, ReceiveOptions{}) })
-	select {
-	case <-holder.entered:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the holder did not take the kept item")
-	}
-
-	// The taker, then an offer of that item as its sender made it, and
-	// the sender's live frame that says it is kept.
-	taker := sat.receive(ctx, sat.client(), "jobs", ReceiveOptions{})
-	s, _ := pipeAPI(t, sat.client(), "jobs")
-	nc := sat.conn()
-	answers, err := nc.SubscribeSync(s.TakeReply(two.Item))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if err := nc.PublishRequest(s.Take(), s.TakeReply(two.Item), nil); err != nil {
-			t.Fatal(err)
-		}
-		m, err := answers.NextMsgWithContext(ctx)
-		if err != nil && !errors.Is(err, nats.ErrNoResponders) {
-			t.Fatalf("no answer to the offer: %v", err)
-		}
-		if err == nil {
-			if cm, ok := wire.ParseCtl(m.Data); ok && cm.Kind == wire.Take {
-				break
-			}
-			t.Fatalf("the taker answered the offer %q; want a Take", m.Data)
-		}
-		// No responders: the taker is not subscribed yet.
-		select {
-		case <-ctx.Done():
-			t.Fatal("the taker never took the offer")
-		case <-time.After(sat.cfg.Tick):
-		}
-	}
-	frame := append(make([]byte, wire.HeaderLen), "two\n"...)
-	if err := nc.Publish(s.Live(two.Item), wire.Seal(frame, wire.FlagKept|wire.FlagLineStart, 0)); err != nil {
-		t.Fatal(err)
-	}
-
-	if res, err := sat.client().Send(ctx, "jobs", strings.NewReader("three\n")); err != nil {
-		t.Fatalf("send: %+v, %v", res, err)
-	}
-	if _, err := taker.wait(t); err != nil {
-		t.Fatalf("the taker: %v (it wrote %q)", err, taker.out.String())
-	}
-	if got := taker.out.String(); got != "three\n" {
-		t.Fatalf("the taker wrote %q; want %q", got, "three\n")
 	}
 }
