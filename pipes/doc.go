@@ -231,7 +231,9 @@
 // stream as the sender fills it and tells the sender, which stops pacing on
 // it; it thereby goes on with the item live. A sender that had already
 // decided to keep its item marks its live frames "kept", so a receiver that
-// attached in that instant claims the item instead of starting it mid-way.
+// attached in that instant claims the item instead of starting it mid-way;
+// a taker that finds it held by another receiver leaves it to that one, and
+// one that finds nothing of it stored yet reads it live.
 //
 // # Presence and failure
 //

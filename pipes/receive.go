@@ -709,16 +709,23 @@ func (r *receiver) handleLive(ctx context.Context, id string, f wire.Frame) erro
 		it = &inItem{id: id}
 		r.items[id] = it
 		if f.Kept() && (r.opt.Follow || r.primary == "") && r.mayTakeKept(ctx) {
-			if err := r.claim(ctx, it, nil); err != nil {
+			if _, err := r.claim(ctx, it, nil); err != nil {
 				return err
 			}
 		}
 	}
 	if it.state == itemWaiting && it.sub != nil && it.claim == nil && f.Kept() {
 		// Taken just as its sender decided to keep it: read it from the
-		// store, from its first byte.
-		if err := r.claim(ctx, it, nil); err != nil {
+		// store, from its first byte. Held there by another receiver, it
+		// is that one's, which writes it whole: this taker leaves it, as
+		// when its sender refuses it, and waits for the next. Not stored
+		// yet (the store lags behind the live frames), it goes on live.
+		res, err := r.claim(ctx, it, nil)
+		if err != nil {
 			return err
+		}
+		if res == claimHeld {
+			return r.refused(ctx, id)
 		}
 	}
 	if it.claim != nil || !it.open() {
@@ -1279,7 +1286,7 @@ func (r *receiver) claimNext(ctx context.Context) error {
 			}
 			it := &inItem{id: id}
 			r.items[id] = it
-			if err := r.claim(ctx, it, wholeItem(small, r.s, id, h.Seq)); err != nil {
+			if _, err := r.claim(ctx, it, wholeItem(small, r.s, id, h.Seq)); err != nil {
 				return err
 			}
 			if it.claim == nil {
@@ -1298,14 +1305,16 @@ func (r *receiver) claimNext(ctx context.Context) error {
 	return nil
 }
 
-// claim tries to take the kept item it; it.claim says whether it did.
+// claim tries to take the kept item it; it.claim says whether it did, and
+// the result whether another live receiver holds it or nothing of it is
+// stored (yet).
 // direct, if not nil, is the whole item as the look that found it got it:
 // claimed, it is written out from there if the satellite still holds just
 // those frames.
-func (r *receiver) claim(ctx context.Context, it *inItem, direct []jsapi.Head) error {
+func (r *receiver) claim(ctx context.Context, it *inItem, direct []jsapi.Head) (claimResult, error) {
 	c, res, err := r.claims.create(ctx, it.id, r.claims.name())
 	if err != nil {
-		return err
+		return res, err
 	}
 	switch res {
 	case claimTaken:
@@ -1317,7 +1326,7 @@ func (r *receiver) claim(ctx context.Context, it *inItem, direct []jsapi.Head) e
 	case claimHeld:
 		r.claims.othersHold[it.id] = time.Now()
 	}
-	return nil
+	return res, nil
 }
 
 // startClaim starts reading a kept item this receiver holds.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/skypipe/skypipe/internal/wire"
 )
@@ -391,5 +392,102 @@ func TestAListenerWaitingOnAnEmptyPipeAsksAboutTakersOnce(t *testing.T) {
 	cancel()
 	if _, err := listener.wait(t); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("the listener: %v", err)
+	}
+}
+
+// A taker that took an offered item whose sender then kept it claims the
+// item from the store. If another receiver holds it there already, the
+// item is that one's, and the taker leaves it, as when a sender refuses a
+// taker, and waits for the next: it never writes the live frames of an
+// item that another writes whole (a job done twice, and a tail with an
+// error here). If the store holds nothing of it yet (its live frames came
+// first), the item is the taker's, and it reads it live to its end.
+func TestATakerThatTookAnItemItsSenderKeptLeavesItOnlyToItsHolder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		held bool   // another receiver holds the item in the store
+		want string // what the taker writes
+	}{
+		{name: "held by another: the taker leaves it and takes the next", held: true, want: "three\n"},
+		{name: "not stored yet: the taker reads it live", held: false, want: "two\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sat := newSatellite(t)
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			item := nuid.Next()
+			if tc.held {
+				// An item kept with nobody there, then held by a taker
+				// whose output is stuck on it.
+				two, err := sat.client().Send(ctx, "jobs", strings.NewReader("two\n"))
+				if err != nil || !two.Kept {
+					t.Fatalf("send: %+v, %v; want kept", two, err)
+				}
+				item = two.Item
+				holder := newBlockedWriter()
+				var holderDone sync.WaitGroup
+				defer holderDone.Wait()
+				defer cancel()
+				defer holder.unblock() // however the test ends, before the wait above
+				hc := sat.client()
+				holderDone.Go(func() { _, _ = hc.Receive(ctx, "jobs", holder, ReceiveOptions{}) })
+				select {
+				case <-holder.entered:
+				case <-time.After(20 * time.Second):
+					t.Fatal("the holder did not take the kept item")
+				}
+			}
+
+			// The taker, then an offer of that item as its sender made
+			// it, and the sender's live frame that says it is kept.
+			taker := sat.receive(ctx, sat.client(), "jobs", ReceiveOptions{})
+			s, _ := pipeAPI(t, sat.client(), "jobs")
+			nc := sat.conn()
+			answers, err := nc.SubscribeSync(s.TakeReply(item))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for {
+				if err := nc.PublishRequest(s.Take(), s.TakeReply(item), nil); err != nil {
+					t.Fatal(err)
+				}
+				m, err := answers.NextMsgWithContext(ctx)
+				if err != nil && !errors.Is(err, nats.ErrNoResponders) {
+					t.Fatalf("no answer to the offer: %v", err)
+				}
+				if err == nil {
+					if cm, ok := wire.ParseCtl(m.Data); ok && cm.Kind == wire.Take {
+						break
+					}
+					t.Fatalf("the taker answered the offer %q; want a Take", m.Data)
+				}
+				// No responders: the taker is not subscribed yet.
+				select {
+				case <-ctx.Done():
+					t.Fatal("the taker never took the offer")
+				case <-time.After(sat.cfg.Tick):
+				}
+			}
+			frame := append(make([]byte, wire.HeaderLen), "two\n"...)
+			if err := nc.Publish(s.Live(item), wire.Seal(frame, wire.FlagKept|wire.FlagLineStart, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.held {
+				if res, err := sat.client().Send(ctx, "jobs", strings.NewReader("three\n")); err != nil {
+					t.Fatalf("send: %+v, %v", res, err)
+				}
+			} else {
+				end := wire.Seal(make([]byte, wire.HeaderLen), wire.FlagKept|wire.FlagEnd|wire.FlagLineStart, 4)
+				if err := nc.Publish(s.Live(item), end); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := taker.wait(t); err != nil {
+				t.Fatalf("the taker: %v (it wrote %q)", err, taker.out.String())
+			}
+			if got := taker.out.String(); got != tc.want {
+				t.Fatalf("the taker wrote %q; want %q", got, tc.want)
+			}
+		})
 	}
 }
