@@ -81,9 +81,18 @@ type Config struct {
 
 	// APITimeout bounds one JetStream API call.
 	APITimeout time.Duration
-	// AckTimeout: a kept frame the satellite has not confirmed this long
-	// after the last confirmation fails the item (ErrNotStored).
+	// AckTimeout: kept frames the satellite has not confirmed this long
+	// after the last confirmation are published again, and again every
+	// AckTimeout while none is confirmed, on a connection that reconnects
+	// (their Nats-Msg-Id makes the stream drop a copy it holds): a
+	// cluster whose leader died lost them. AckGiveUp without a
+	// confirmation fails the item (ErrNotStored). A satellite that is
+	// only busy confirms late, not never: 50 kept senders on a loaded
+	// 2-core machine saw every pipe's confirmations stop for 3.2 s at
+	// once, and more than 10 s in CI, where AckTimeout alone then failed
+	// a sender.
 	AckTimeout time.Duration
+	AckGiveUp  time.Duration
 	// StoreWindow is how many kept frames a sender has in flight before it
 	// waits for the satellite to confirm them, at first; a sender at least
 	// StorePath away from the satellite (its roll call's "nobody" took that
@@ -192,6 +201,7 @@ func DefaultConfig() Config {
 
 		APITimeout:     10 * time.Second,
 		AckTimeout:     10 * time.Second,
+		AckGiveUp:      60 * time.Second,
 		StoreWindow:    8,
 		StoreWindowMax: 64,
 		StorePath:      10 * time.Millisecond,

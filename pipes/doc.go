@@ -157,9 +157,10 @@
 // # Kept: a work-queue stream, one claimant per item
 //
 // With nobody attached, the sender stores the item: a head marker, then
-// every later frame, each confirmed by the satellite: StoreWindow (8) in
-// flight, StoreWindowMax (64) for a sender far from the satellite
-// (pathwindow.go). The head goes out with the frames after it when the
+// every later frame, each confirmed by the satellite: a window of
+// StoreWindow (8) frames from the oldest unconfirmed one, StoreWindowMax
+// (64) for a sender far from the satellite (pathwindow.go), so a frame
+// published again is stored within a window of its place. The head goes out with the frames after it when the
 // store is known to exist: a sender asks (STREAM.INFO) beside its roll
 // call, and a Client remembers the answer; otherwise the head is stored by
 // request, which makes the store on a satellite's first kept item. When a
@@ -288,7 +289,7 @@
 //     order (reorder.go); a gap that does not fill reaches the loop, which
 //     reads the item again. A draining receiver asks its lost pulls again;
 //     time with the connection down does not count against FailoverWait,
-//     nor against AckTimeout for a sender. A pull nobody serves whose
+//     nor against AckTimeout and AckGiveUp for a sender. A pull nobody serves whose
 //     consumer is gone (a satellite restarted on its store keeps no
 //     claims) makes the receiver claim the item again and read it from its
 //     head, skipping what it wrote (unless another took it meanwhile).
@@ -304,8 +305,12 @@
 // A satellite caps its store (serve --max-store); a kept frame past the cap
 // is refused with "insufficient resources", which a sender reports as
 // ErrPipeFull after taking its partial item out. Frames the satellite does
-// not confirm within AckTimeout fail the item (ErrNotStored). On a cluster
-// the stream has three replicas, and JetStream calls that time out
+// not confirm within AckTimeout are published again, every AckTimeout
+// while none is confirmed, by a connection that reconnects (they carry
+// a Nats-Msg-Id): a cluster whose leader died lost them. None confirmed
+// for AckGiveUp fails the item (ErrNotStored): a busy satellite confirms
+// late, not never. On a cluster the stream has three replicas, and
+// JetStream calls that time out
 // while the cluster elects leaders (or on a loaded satellite) are retried
 // for FailoverWait (internal/jsapi: one retry rule for every call). A call
 // asked again may have landed the first time: a head carries a
