@@ -196,6 +196,11 @@ type storeWriter struct {
 
 	// msg is the message write publishes each frame with (the owner's).
 	msg nats.Msg
+	// wakeDone and wakeStop: the context whose end wakes the owner's
+	// waits for room (its Done channel), and the stop of that wake-up
+	// (wakeOnEnd). Set under mu by the owner.
+	wakeDone <-chan struct{}
+	wakeStop func() bool
 }
 
 // pendingFrame is a kept frame on its way into the store.
@@ -473,15 +478,10 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 		// connection closed past its reconnect bound, while the
 		// satellite confirmed nothing waited here for good.
 		blocked := time.Now()
-		stop := context.AfterFunc(ctx, func() {
-			w.mu.Lock()
-			w.cond.Broadcast()
-			w.mu.Unlock()
-		})
+		w.wakeOnEnd(ctx)
 		for !w.room() && w.err == nil && ctx.Err() == nil {
 			w.cond.Wait()
 		}
-		stop()
 		if w.err == nil && ctx.Err() != nil {
 			w.mu.Unlock()
 			return ctx.Err()
@@ -527,6 +527,26 @@ func (w *storeWriter) write(ctx context.Context, buf []byte) error {
 		return fmt.Errorf("storing in pipe %q: %w", w.s.Name, err)
 	}
 	return nil
+}
+
+// wakeOnEnd makes the end of ctx wake the owner's waits for room; w.mu is
+// held. It is arranged once for each context the owner writes under, not
+// for each wait: a sender outrunning its satellite waits for room at
+// nearly every frame, 4,096 a GiB. close releases it.
+func (w *storeWriter) wakeOnEnd(ctx context.Context) {
+	done := ctx.Done()
+	if done == nil || done == w.wakeDone {
+		return // never ends, or arranged already
+	}
+	if w.wakeStop != nil {
+		w.wakeStop()
+	}
+	w.wakeDone = done
+	w.wakeStop = context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	})
 }
 
 // room reports whether the next frame fits in the window; w.mu is held.
@@ -643,6 +663,11 @@ func (w *storeWriter) close() {
 	w.c.confirmations.remove(w.item)
 	close(w.stop)
 	w.watcher.Wait()
+	w.mu.Lock()
+	if w.wakeStop != nil {
+		w.wakeStop()
+	}
+	w.mu.Unlock()
 	if w.connected != nil {
 		w.c.nc.RemoveStatusListener(w.connected)
 	}
