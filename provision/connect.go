@@ -60,16 +60,24 @@ type Endpoint struct {
 // Pinned tells whether the endpoint trusts one CA of its own.
 func (ep Endpoint) Pinned() bool { return len(ep.CAPEM) > 0 }
 
-// Two bounds on a connection attempt. dialTimeout is for the TCP (or
-// proxy) connection: an address where nothing answers is reported
-// unreachable after it. handshakeTimeout is for what follows, from the
-// satellite's INFO to the PONG of the first PING (and TLS and WebSocket
-// on the way): a satellite that took the connection is there, and one on a
-// busy machine or at the end of a slow link may take more than a dial's
-// time to answer (a loaded CI machine saw a local satellite answer after
-// 3 s; with one bound, that was "satellite unreachable").
+// The bounds on a connection attempt. dialTimeout is for one try of the
+// TCP (or proxy) connection, and dialTries is how many are made before an
+// address where nothing answers is reported unreachable (after 6 s). A
+// try that found no answer in its time is not proof of that: a connection
+// request (SYN) lost is sent again by the kernel after 1 s and 3 s, and a
+// process that did not run for 3 s (300 waiters started at once on a busy
+// machine) finds its try timed out although the satellite took the
+// connection; one of 300 waiters on a loaded CI machine said "satellite
+// unreachable" at a local satellite that way. A second try starts at once.
+// handshakeTimeout is for what follows, from the satellite's INFO to the
+// PONG of the first PING (and TLS and WebSocket on the way): a satellite
+// that took the connection is there, and one on a busy machine or at the
+// end of a slow link may take more than a dial's time to answer (a loaded
+// CI machine saw a local satellite answer after 3 s; with one bound, that
+// was "satellite unreachable").
 const (
 	dialTimeout      = 3 * time.Second
+	dialTries        = 2
 	handshakeTimeout = 15 * time.Second
 )
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -42,7 +43,24 @@ func (d proxyDialer) Dial(network, addr string) (net.Conn, error) {
 	if proxy != nil {
 		return connectDialer{proxy: proxy, timeout: d.timeout}.Dial(network, addr)
 	}
-	return (&net.Dialer{Timeout: d.timeout}).Dial(network, addr)
+	return dialTCP(network, addr, d.timeout)
+}
+
+// dialTCP connects to addr: up to dialTries tries, each within timeout,
+// the next one only where the last found no answer in its time (a refusal
+// is an answer, reported at once).
+func dialTCP(network, addr string, timeout time.Duration) (net.Conn, error) {
+	var err error
+	for range dialTries {
+		var c net.Conn
+		if c, err = (&net.Dialer{Timeout: timeout}).Dial(network, addr); err == nil {
+			return c, nil
+		}
+		if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%w (no answer to %d tries of %v)", err, dialTries, timeout)
 }
 
 // connectDialer reaches addresses through an HTTP proxy's CONNECT tunnel.
@@ -63,11 +81,12 @@ func (d connectDialer) Dial(network, addr string) (net.Conn, error) {
 		}
 		proxyAddr = net.JoinHostPort(d.proxy.Hostname(), port)
 	}
-	deadline := time.Now().Add(d.timeout)
-	c, err := (&net.Dialer{Deadline: deadline}).Dial(network, proxyAddr)
+	c, err := dialTCP(network, proxyAddr, d.timeout)
 	if err != nil {
 		return nil, fmt.Errorf("the proxy %s: %w", redactProxy(d.proxy), err)
 	}
+	// The proxy's TLS and its answer to CONNECT get a try's time.
+	deadline := time.Now().Add(d.timeout)
 	if d.proxy.Scheme == "https" {
 		tc := tls.Client(c, &tls.Config{ServerName: d.proxy.Hostname(), MinVersion: tls.VersionTLS12})
 		if err := tc.SetDeadline(deadline); err == nil {
