@@ -212,10 +212,11 @@ func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 		via = " through the proxy " + redactProxy(proxy)
 	}
 	// The dialer, not nats.go, resolves the name: dialTimeout then bounds
-	// the whole dial, a host with IPv6 and IPv4 addresses gets Happy
-	// Eyeballs (nats.go would try each address for the whole bound, in
-	// random order), and a proxy, where HTTPS_PROXY names one for the
-	// address, resolves it instead (this machine may not be able to).
+	// each try of the whole dial (dialTCP), a host with IPv6 and IPv4
+	// addresses gets Happy Eyeballs (nats.go would try each address for
+	// the whole bound, in random order), and a proxy, where HTTPS_PROXY
+	// names one for the address, resolves it instead (this machine may not
+	// be able to).
 	var dialer nats.CustomDialer = proxyDialer{timeout: dialTimeout}
 	if !isWebSocket(u) {
 		// Raw NATS: the dialer does the handshake up to CONNECT, in
