@@ -76,8 +76,11 @@ func (ep Endpoint) Pinned() bool { return len(ep.CAPEM) > 0 }
 // CI machine saw a local satellite answer after 3 s; with one bound, that
 // was "satellite unreachable").
 const (
-	dialTimeout      = 3 * time.Second
-	dialTries        = 2
+	dialTimeout = 3 * time.Second
+	dialTries   = 2
+	// closedTries is how many handshakes are made where the satellite
+	// closed the connection while the client wrote (see dialURL).
+	closedTries      = 4
 	handshakeTimeout = 15 * time.Second
 )
 
@@ -226,10 +229,13 @@ func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 	}
 	opts = append(opts, nats.SetCustomDialer(dialer), nats.SkipHostLookup())
 	nc, err := nats.Connect(raw, opts...)
-	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+	for try := 2; try <= closedTries && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)); try++ {
 		// A satellite that refuses the credentials says so and closes; a
 		// client still writing its handshake then sees the close, not the
-		// refusal. Once more, to hear what it says.
+		// refusal. Again, to hear what it says: over WebSocket, 1 dial in
+		// 100 met the close (3 of 300 runs of
+		// TestDialFallsBackToTheOtherTransport), and one more try was not
+		// always enough.
 		nc, err = nats.Connect(raw, opts...)
 	}
 	if err != nil {
