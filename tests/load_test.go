@@ -16,8 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/skypipe/skypipe/pipes"
+	"github.com/skypipe/skypipe/internal/wire"
 )
 
 // Load, from many real processes at once:
@@ -172,6 +174,7 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 		done()
 	}
 
+	sending := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan string, len(items))
 	for _, items := range plan {
@@ -209,19 +212,41 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 	for e := range errs {
 		ts.Fatalf("%s", e)
 	}
+	ts.Logf("sent in %v", time.Since(sending).Round(time.Millisecond))
 
+	kept := -1 // items kept when the receivers start; -1: not counted
 	if mode == "kept" {
+		kept = 0
 		for p := range npipes {
-			if n := keptItems(ts, fmt.Sprintf("load%d", p)); n == 0 {
+			n := keptItems(ts, fmt.Sprintf("load%d", p))
+			if n == 0 {
 				ts.Fatalf("pipe load%d keeps nothing before the receivers start", p)
 			}
+			kept += n
 		}
 		startReceivers()
 	}
 	// Everything is out when no pipe keeps an item: a receiver removes a
 	// kept item only once it wrote it out whole; a live sender returns only
 	// once its receivers wrote its end.
-	drained(ts, npipes)
+	drained(ts, npipes, kept, func() {
+		// Why no item came out: what each receiver wrote, and where
+		// its goroutines wait (SIGQUIT makes a Go program print them).
+		for i, r := range recvs {
+			r.tally.mu.Lock()
+			got := len(r.tally.got)
+			r.tally.mu.Unlock()
+			_ = r.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-r.done:
+			case <-time.After(5 * time.Second):
+			}
+			_ = r.cmd.Process.Kill()
+			<-r.done
+			_ = r.cmd.Wait()
+			ts.Logf("receiver %d of %s: lines of %d item(s); stderr:\n%s", i, r.pipe, got, skypipeStacks(r.err.String()))
+		}
+	})
 	for _, r := range recvs {
 		_ = r.cmd.Process.Signal(syscall.SIGINT)
 		<-r.done
@@ -274,20 +299,54 @@ func cmdLoad(ts *testscript.TestScript, neg bool, args []string) {
 // 4*waitLimit, as for the receivers of the live load (CI47: 30 s of lists
 // timed out, with three busy loops beside the suite).
 func keptItems(ts *testscript.TestScript, pipe string) int {
-	c, done := client(ts)
-	defer done()
-	var list []pipes.PipeInfo
-	waitWithin(ts, 4*waitLimit, "the list of pipes", func() (bool, string) {
+	nc := conn(ts)
+	defer nc.Close()
+	var kept map[string]int
+	waitWithin(ts, 4*waitLimit, "the count of kept items", func() (bool, string) {
 		var err error
-		list, err = c.List(context.Background())
+		kept, err = keptByPipe(nc)
 		return err == nil, fmt.Sprint(err)
 	})
-	for _, p := range list {
-		if p.Name == pipe {
-			return p.Items
+	return kept[pipe]
+}
+
+// keptByPipe counts the kept items of every pipe, by name, from the
+// satellite's index of the stream's subjects: one head an item. It reads
+// no stored message. Client.List (skypipe ls) reads every item's head and
+// last frame, which with gigabytes kept makes the satellite load its whole
+// store while it holds the store's lock, and the removals of the receivers
+// being watched wait behind it: a drain polled with List saw its first
+// item out after 25-32 s on a loaded machine, and failed CI after 30 s
+// with none.
+func keptByPipe(nc *nats.Conn) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	st, err := js.Stream(ctx, wire.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(wire.HeadsOfAll))
+	if err != nil {
+		return nil, err
+	}
+	kept := map[string]int{}
+	for subject, n := range info.State.Subjects {
+		tok, _, ok := wire.PipeOfHead(subject)
+		if !ok {
+			continue
+		}
+		if name, err := wire.NameFromToken(tok); err == nil {
+			kept[name] += int(n)
 		}
 	}
-	return 0
+	return kept, nil
 }
 
 func cmdInOrder(ts *testscript.TestScript, neg bool, args []string) {
@@ -344,37 +403,100 @@ func scriptEnv(ts *testscript.TestScript) []string {
 }
 
 // drained waits until pipes load0..loadN-1 keep nothing, for as long as
-// they make progress: it fails only when waitLimit passes with no item
-// taken out.
-func drained(ts *testscript.TestScript, npipes int) {
-	c, done := client(ts)
-	defer done()
-	last, lastChange := -1, time.Now()
-	for {
-		list, err := c.List(context.Background())
+// they make progress: it fails only when a bound (limit, below) passes
+// with no item taken out, and then calls diagnose first. kept is how many
+// items they kept when their receivers started, or -1.
+func drained(ts *testscript.TestScript, npipes, kept int, diagnose func()) {
+	nc := conn(ts)
+	defer nc.Close()
+	start := time.Now()
+	last, lastChange := kept, start
+	var first time.Duration // when the first item was taken out
+	// limit is how long drained waits for the next item out. The first
+	// waits for twenty receivers to start and claim on a satellite that
+	// holds 4 GB, and for the satellite to take the acks that remove it:
+	// 17-19 s on a machine running two of these scripts and a busy loop.
+	// It gets the wider bound this script gives a busy satellite's
+	// answers; every later item waitLimit.
+	limit := func() time.Duration {
+		if first == 0 {
+			return 4 * waitLimit
+		}
+		return waitLimit
+	}
+	stuck := func(format string, args ...any) {
+		diagnose()
+		ts.Fatalf(format, args...)
+	}
+	for ; ; time.Sleep(drainPoll) {
+		byPipe, err := keptByPipe(nc)
 		if err != nil {
 			// A satellite this busy may answer late: that is no
 			// progress, and fails the wait only if it lasts.
-			if time.Since(lastChange) > waitLimit {
-				ts.Fatalf("no kept item taken out in %v: %v", waitLimit, err)
+			if time.Since(lastChange) > limit() {
+				stuck("no kept item taken out in %v: %v", limit(), err)
 			}
 			continue
 		}
 		left := 0
-		for _, p := range list {
-			if strings.HasPrefix(p.Name, "load") {
-				left += p.Items
-			}
+		for p := range npipes {
+			left += byPipe[fmt.Sprintf("load%d", p)]
 		}
 		if left == 0 {
+			if kept > 0 {
+				ts.Logf("drained in %v, the first item out after %v", time.Since(start).Round(time.Millisecond), first.Round(time.Millisecond))
+			}
 			return
 		}
 		if left != last {
+			if last >= 0 && first == 0 {
+				first = time.Since(start)
+			}
 			last, lastChange = left, time.Now()
 		}
-		if time.Since(lastChange) > waitLimit {
-			ts.Fatalf("no kept item taken out in %v; %d left", waitLimit, left)
+		if time.Since(lastChange) > limit() {
+			stuck("no kept item taken out in %v; %d left", limit(), left)
 		}
-		time.Sleep(pollEvery)
 	}
+}
+
+// drainPoll is how often drained counts what is left: progress is judged
+// over waitLimit, and each count costs the satellite it watches a little.
+const drainPoll = 250 * time.Millisecond
+
+// skypipeStacks keeps what a receiver wrote before its goroutine dump, and
+// of the dump the goroutines in skypipe's own code: each one's header, the
+// call it waits in, and its calls in skypipe's packages, so that twenty
+// receivers' dumps fit in a CI log.
+func skypipeStacks(stderr string) string {
+	before, dump, found := strings.Cut(stderr, "\ngoroutine ")
+	if !found {
+		return stderr
+	}
+	out := []string{before}
+	for _, g := range strings.Split("goroutine "+dump, "\n\n") {
+		lines := strings.Split(g, "\n")
+		var calls []string // function lines; each is followed by its file line
+		for _, l := range lines[1:] {
+			if l != "" && !strings.HasPrefix(l, "\t") {
+				calls = append(calls, l)
+			}
+		}
+		var ours []string
+		waits := true // the first call outside the runtime is the wait
+		mine := false
+		for _, c := range calls {
+			skypipe := strings.Contains(c, "skypipe/skypipe/")
+			if runtime := strings.HasPrefix(c, "runtime.") || strings.HasPrefix(c, "internal/"); skypipe || waits && !runtime {
+				ours = append(ours, c)
+				waits = false
+			}
+			mine = mine || skypipe
+		}
+		if mine {
+			out = append(out, lines[0])
+			out = append(out, ours...)
+		}
+	}
+	return strings.Join(out, "\n")
 }
