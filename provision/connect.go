@@ -232,10 +232,9 @@ func dialURL(ep Endpoint, raw string) (*nats.Conn, error) {
 	for try := 2; try <= closedTries && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)); try++ {
 		// A satellite that refuses the credentials says so and closes; a
 		// client still writing its handshake then sees the close, not the
-		// refusal. Again, to hear what it says: over WebSocket, 1 dial in
-		// 100 met the close (3 of 300 runs of
-		// TestDialFallsBackToTheOtherTransport), and one more try was not
-		// always enough.
+		// refusal. Again, to hear what it says: over WebSocket, two tries
+		// both met the close in 3 of 300 runs of
+		// TestDialFallsBackToTheOtherTransport.
 		nc, err = nats.Connect(raw, opts...)
 	}
 	if err != nil {
